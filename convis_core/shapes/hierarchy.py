@@ -1,0 +1,69 @@
+"""WordNet access for the Shapes world (real WordNet 3.0 through NLTK, from the project's data dir)."""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
+
+import nltk
+
+_PROJECT_ROOT = Path(__file__).resolve().parents[2]
+
+
+def nltk_data_dir() -> Path:
+    """``$CONVIS_DATA_DIR/nltk_data`` or ``<project>/.data/nltk_data`` (made by ``scripts/setup.sh``)."""
+    return Path(os.environ.get("CONVIS_DATA_DIR", _PROJECT_ROOT / ".data")) / "nltk_data"
+
+
+@lru_cache(maxsize=1)
+def wordnet():  # noqa: ANN201 - nltk's lazy corpus reader has no public type
+    """The NLTK WordNet reader, with the project's WordNet on ``nltk.data.path``."""
+    path = str(nltk_data_dir())
+    if path not in nltk.data.path:
+        nltk.data.path.insert(0, path)
+    from nltk.corpus import wordnet as wn
+
+    wn.ensure_loaded()
+    return wn
+
+
+def synset(name: str):  # noqa: ANN201
+    """The synset called ``name`` (e.g. ``"circle.n.01"``)."""
+    return wordnet().synset(name)
+
+
+@lru_cache(maxsize=4096)
+def subtree(name: str) -> frozenset[str]:
+    """``name`` and every synset below it (hyponyms and instance hyponyms, transitively)."""
+    s = synset(name)
+    below = s.closure(lambda x: x.hyponyms() + x.instance_hyponyms())
+    return frozenset({name, *(b.name() for b in below)})
+
+
+@lru_cache(maxsize=4096)
+def ancestors(name: str) -> frozenset[str]:
+    """Every synset above ``name`` (hypernyms and instance hypernyms, transitively), not itself."""
+    s = synset(name)
+    return frozenset(a.name() for a in s.closure(lambda x: x.hypernyms() + x.instance_hypernyms()))
+
+
+def is_under(name: str, root: str) -> bool:
+    """Whether ``name`` is ``root`` or lies below it in WordNet."""
+    return name == root or root in ancestors(name)
+
+
+def definition(name: str) -> str:
+    """WordNet's gloss of ``name``."""
+    return synset(name).definition()
+
+
+def lemma_texts(name: str) -> list[str]:
+    """The lemma names of ``name`` with ``_`` replaced by a space (the bank's ``lemmas`` mode)."""
+    return [lemma.name().replace("_", " ") for lemma in synset(name).lemmas()]
+
+
+@lru_cache(maxsize=1)
+def all_noun_synsets() -> tuple[str, ...]:
+    """Names of all 82,115 WordNet 3.0 noun synsets, in NLTK's order."""
+    return tuple(s.name() for s in wordnet().all_synsets("n"))
