@@ -1,0 +1,182 @@
+"""Simulated participants: they take a study through the same `Runtime` API as people.
+
+A bot answers correctly with its profile's accuracy for the trial's method (for preference
+trials, accuracy is a method strength: P(left wins) = s_left / (s_left + s_right)), draws
+response times from a log-normal (on a virtual clock, so runs are fast), and can drop out,
+double-submit, reload, decline consent or withdraw. Bots peek at the answer key through
+`_answer_key`, a simulation-only read that the runtime API does not offer.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+import numpy as np
+
+from study.db import Database
+from study.errors import StudyError
+from study.models import Step
+from study.runtime import Runtime, StepView
+from study.versions import utcnow
+
+
+@dataclass
+class BotProfile:
+    accuracy: dict[str, float] = field(default_factory=dict)  # method (or 'none') -> P(correct)
+    default_accuracy: float = 0.7
+    rt_median_ms: float = 2500.0
+    rt_sigma: float = 0.5
+    dropout: float = 0.0          # P(leaving for good at a random step)
+    double_submit: float = 0.0    # P(submitting a step twice)
+    reload: float = 0.0           # P(reloading before a step: resume from the token)
+    decline: float = 0.0          # P(refusing consent)
+    withdraw: float = 0.0         # P(withdrawing at a random step)
+    attention_pass: float = 0.98
+    quiz_pass: float = 0.95
+    real_delay_ms: float = 0.0    # real sleep per step (for crash tests and demos)
+
+    def p(self, method: str | None) -> float:
+        return self.accuracy.get(method or "", self.default_accuracy)
+
+
+@dataclass
+class BotOutcome:
+    participant_id: str
+    token: str
+    condition: str
+    status: str
+    submitted: int = 0
+    duplicates: int = 0
+    reloads: int = 0
+    code: str | None = None
+
+
+class VirtualClock:
+    """A per-bot clock that moves only when the bot 'thinks'."""
+
+    def __init__(self, start: datetime | None = None) -> None:
+        self.now = start or utcnow()
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, ms: float) -> None:
+        self.now += timedelta(milliseconds=ms)
+
+
+def _answer_key(db: Database, participant_id: str, index: int) -> dict[str, Any]:
+    with db.session() as s:
+        return dict(s.get(Step, (participant_id, index)).payload["key"])
+
+
+def _bot_answer(runtime: Runtime, view: StepView, key: dict[str, Any], profile: BotProfile,
+                protocol: str, rng: np.random.Generator) -> dict[str, Any]:
+    from study import protocols
+    from study.protocols.base import Trial, choose
+
+    c = view.content
+    if view.kind == "instructions":
+        return {"ok": True}
+    if view.kind in ("quiz", "attention"):
+        p = profile.quiz_pass if view.kind == "quiz" else profile.attention_pass
+        return {"choice": choose(c["options"], key["truth"], p, rng)}
+    if view.kind == "questionnaire":
+        out: dict[str, Any] = {}
+        for q in c["items"]:
+            out[q["id"]] = (int(rng.integers(1, q["scale"] + 1)) if q["type"] == "likert"
+                            else str(rng.choice(q["options"])) if q["type"] == "choice" else "bot")
+        return {"answers": out}
+    proto = protocols.get(protocol)
+    if protocol == "pairwise_preference":
+        sl, sr = profile.p(c["left"]["method"]), profile.p(c["right"]["method"])
+        p = sl / (sl + sr) if sl + sr > 0 else 0.5
+    else:
+        p = profile.p(c.get("method"))
+    return proto.bot_answer(Trial(c, key), p, rng)
+
+
+def run_bot(db: Database, study: str, profile: BotProfile, seed: int, prolific_pid: str | None = None,
+            on_start: Callable[[BotOutcome], None] | None = None) -> BotOutcome:
+    """Take `study` once as a simulated participant; returns what happened."""
+    rng = np.random.default_rng(seed)
+    clock = VirtualClock()
+    rt = Runtime(db, clock=clock)
+    info = rt.start(study, prolific_pid=prolific_pid, study_id="BOTSTUDY" if prolific_pid else None,
+                    session_id=f"S{seed}" if prolific_pid else None)
+    out = BotOutcome(info.participant_id, info.token, info.condition, info.status)
+    if on_start:
+        on_start(out)
+    if rng.random() < profile.decline:
+        out.status = rt.consent(info.token, False).status
+        return out
+    rt.consent(info.token, True)
+    protocol = _protocol_of(rt, info.token)
+    drop_at = int(rng.integers(1, info.n_steps)) if rng.random() < profile.dropout else None
+    withdraw_at = int(rng.integers(1, info.n_steps)) if rng.random() < profile.withdraw else None
+    while True:
+        if rng.random() < profile.reload:
+            rt = Runtime(db, clock=clock)  # a fresh page: only the token survives
+            rt.resume(info.token)
+            out.reloads += 1
+        view = rt.current_step(info.token)
+        if view is None:
+            break
+        if view.index == drop_at:
+            out.status = "dropped"
+            return out
+        if view.index == withdraw_at:
+            rt.withdraw(info.token)
+            out.status = "withdrawn"
+            return out
+        key = _answer_key(db, info.participant_id, view.index)
+        answer = _bot_answer(rt, view, key, profile, protocol, rng)
+        clock.advance(float(rng.lognormal(np.log(profile.rt_median_ms), profile.rt_sigma)))
+        if profile.real_delay_ms:
+            time.sleep(profile.real_delay_ms / 1000)
+        res = rt.submit(info.token, view.index, answer)
+        out.submitted += res.stored
+        if res.screened_out:
+            out.status, out.code = "screened_out", res.completion_code
+            return out
+        if rng.random() < profile.double_submit:
+            again = rt.submit(info.token, view.index, answer)
+            out.duplicates += not again.stored
+    fin = rt.finish(info.token)
+    out.status, out.code = fin.status, fin.completion_code
+    return out
+
+
+def _protocol_of(rt: Runtime, token: str) -> str:
+    from study.models import Participant
+    from study.runtime import _hash
+    from study.versions import version_context
+
+    with rt.db.session() as s:
+        from sqlalchemy import select
+
+        from study.models import StudyVersion
+
+        p = s.scalar(select(Participant).where(Participant.token_hash == _hash(token)))
+        v = s.get(StudyVersion, p.study_version_id)
+        return version_context(rt.db.url, v.id, v.config_json, v.stimuli_dir, v.manifest_sha256).spec.protocol.name
+
+
+def run_bots(db: Database, study: str, n: int, profile: BotProfile | None = None, workers: int = 8,
+             seed: int = 0, prolific: bool = True) -> list[BotOutcome | StudyError]:
+    """Run `n` bots concurrently (threads, each with its own connections); errors are returned."""
+    profile = profile or BotProfile()
+
+    def one(i: int) -> BotOutcome | StudyError:
+        try:
+            pid = f"BOT{seed:06d}X{i:06d}" if prolific else None
+            return run_bot(db, study, profile, seed * 100_003 + i, prolific_pid=pid)
+        except StudyError as exc:
+            return exc
+
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        return list(pool.map(one, range(n)))

@@ -1,0 +1,174 @@
+"""Launching freezes a version: the exact config and its sha256, never rewritten."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select, update
+
+from study.db import Database
+from study.design import build_items
+from study.errors import NotFound, StimulusError
+from study.models import Study, StudyVersion
+from study.protocols.base import Item
+from study.spec import StudySpec, config_sha256, load_spec
+from study.stimuli import Manifest, build_engine_stimuli, build_synthetic_stimuli, load_manifest
+
+
+def utcnow() -> datetime:
+    """Naive UTC now (all stored times are naive UTC)."""
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+@dataclass(frozen=True)
+class VersionInfo:
+    """A frozen study version as the pages see it."""
+
+    id: int
+    study_id: int
+    slug: str
+    title: str
+    version: int
+    config_sha256: str
+    stimuli_dir: str
+    status: str
+    random_weights: bool
+    synthetic: bool
+    created: bool = False  # True if `launch` created it just now
+
+
+def build_stimuli(spec: StudySpec, force: bool = False) -> Manifest:
+    """Build the spec's stimulus folder (synthetic, or with `convis_core`) unless it exists."""
+    folder = spec.stimuli_dir()
+    if (folder / "manifest.json").is_file() and not force:
+        return load_manifest(folder)
+    n = spec.stimuli.n_images
+    if spec.stimuli.source == "synthetic":
+        ids = [f"img{i:03d}" for i in range(n)]
+        return build_synthetic_stimuli(folder, ids, spec.concepts, spec.methods, seed=spec.stimuli.seed)
+    images = _spec_images(spec)
+    return build_engine_stimuli(folder, images, spec.concepts, spec.methods, spec.stimuli.model,
+                                spec.stimuli.pretrained, spec.stimuli.style)
+
+
+def _spec_images(spec: StudySpec) -> dict[str, dict[str, Any]]:
+    base = Path(spec.base_dir or ".")
+    if spec.images is None:
+        raise StimulusError("stimuli.source 'engine' needs an `images` list or folder in the spec")
+    if isinstance(spec.images, list):
+        return {im.id or Path(im.file).stem: {"path": base / im.file, "label": im.label,
+                                              "boxes": [list(b) for b in im.boxes]} for im in spec.images}
+    folder = base / spec.images.folder
+    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in {".png", ".jpg", ".jpeg", ".webp"})
+    if not files:
+        raise StimulusError(f"no images in {folder}")
+    return {p.stem: {"path": p} for p in files}
+
+
+def launch(db: Database, spec_or_path: StudySpec | str | Path, build: bool = True) -> VersionInfo:
+    """Freeze `spec` as the active version of its study (a no-op if this exact config is active).
+
+    Builds missing stimuli when `build`, re-validates the spec against the manifest, stores the
+    canonical config and its sha256. Editing a running study and launching again creates version
+    n+1 and marks older versions 'superseded'; rows of older versions are never rewritten.
+    """
+    spec = spec_or_path if isinstance(spec_or_path, StudySpec) else load_spec(spec_or_path)
+    manifest = build_stimuli(spec) if build else load_manifest(spec.stimuli_dir())
+    spec = load_spec_again(spec, manifest)
+    frozen = spec.frozen(manifest.sha256())
+    digest = config_sha256(frozen)
+    with db.session() as s:
+        study = s.scalar(select(Study).where(Study.slug == spec.id).with_for_update())
+        if study is None:
+            study = Study(slug=spec.id, title=spec.title, created_at=utcnow())
+            s.add(study)
+            s.flush()
+        existing = s.scalar(select(StudyVersion).where(StudyVersion.study_id == study.id,
+                                                       StudyVersion.config_sha256 == digest))
+        created = existing is None
+        if created:
+            last = s.scalar(select(StudyVersion.version).where(StudyVersion.study_id == study.id)
+                            .order_by(StudyVersion.version.desc()).limit(1)) or 0
+            existing = StudyVersion(study_id=study.id, version=last + 1, config_json=json.dumps(frozen, sort_keys=True),
+                                    config_sha256=digest, spec_yaml=_spec_text(spec_or_path),
+                                    stimuli_dir=str(spec.stimuli_dir().resolve()),
+                                    manifest_sha256=manifest.sha256(), status="active", created_at=utcnow())
+            s.add(existing)
+            s.flush()
+        s.execute(update(StudyVersion).where(StudyVersion.study_id == study.id, StudyVersion.id != existing.id,
+                                             StudyVersion.status == "active").values(status="superseded"))
+        existing.status = "active"
+        study.title = spec.title
+        return _info(existing, study, manifest, created)
+
+
+def load_spec_again(spec: StudySpec, manifest: Manifest) -> StudySpec:
+    """Validate the spec once more, now against its stimulus manifest (methods, concepts, images)."""
+    from study.spec import validate_text
+
+    import yaml
+
+    return validate_text(yaml.safe_dump(spec.model_dump(mode="json")), spec.id, spec.base_dir, manifest)
+
+
+def _spec_text(spec_or_path: StudySpec | str | Path) -> str:
+    if isinstance(spec_or_path, StudySpec):
+        import yaml
+
+        return yaml.safe_dump(spec_or_path.model_dump(mode="json"), sort_keys=False)
+    return Path(spec_or_path).read_text()
+
+
+def _info(v: StudyVersion, study: Study, manifest: Manifest, created: bool = False) -> VersionInfo:
+    return VersionInfo(v.id, study.id, study.slug, study.title, v.version, v.config_sha256, v.stimuli_dir,
+                       v.status, manifest.random_weights, manifest.synthetic, created)
+
+
+def get_version(db: Database, study: str | int, version: int | None = None) -> VersionInfo:
+    """A study's active version (or version number `version`); `study` is a slug or a version id."""
+    with db.session() as s:
+        if isinstance(study, int):
+            v = s.get(StudyVersion, study)
+            st = s.get(Study, v.study_id) if v else None
+        else:
+            st = s.scalar(select(Study).where(Study.slug == study))
+            q = select(StudyVersion).where(StudyVersion.study_id == (st.id if st else -1))
+            q = q.where(StudyVersion.version == version) if version else q.where(StudyVersion.status == "active")
+            v = s.scalar(q.order_by(StudyVersion.version.desc()).limit(1))
+        if v is None or st is None:
+            raise NotFound(f"no launched study {study!r}" + (f" version {version}" if version else ""))
+        context = version_context(db.url, v.id, v.config_json, v.stimuli_dir, v.manifest_sha256)
+        return _info(v, st, context.manifest)
+
+
+def list_studies(db: Database) -> list[dict[str, Any]]:
+    """Every study with its versions (id, number, sha256, status, created_at)."""
+    with db.session() as s:
+        rows = s.execute(select(Study, StudyVersion).join(StudyVersion, StudyVersion.study_id == Study.id)
+                         .order_by(Study.slug, StudyVersion.version)).all()
+        return [{"slug": st.slug, "title": st.title, "version_id": v.id, "version": v.version,
+                 "config_sha256": v.config_sha256, "status": v.status, "created_at": v.created_at} for st, v in rows]
+
+
+@dataclass(frozen=True)
+class VersionContext:
+    spec: StudySpec
+    manifest: Manifest
+    items: list[Item]
+    config: dict[str, Any]
+
+
+@lru_cache(maxsize=64)
+def version_context(url: str, version_id: int, config_json: str, stimuli_dir: str, manifest_sha: str) -> VersionContext:
+    """Spec, manifest and items of a frozen version (cached); refuses stimuli changed since launch."""
+    config = json.loads(config_json)
+    spec = StudySpec.model_validate({**config["spec"], "base_dir": ""})
+    manifest = load_manifest(stimuli_dir, verify=False)
+    if manifest.sha256() != manifest_sha:
+        raise StimulusError(f"stimuli in {stimuli_dir} changed since version {version_id} was launched")
+    return VersionContext(spec, manifest, build_items(spec, manifest), config)
