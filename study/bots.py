@@ -4,7 +4,7 @@ A bot answers correctly with its profile's accuracy for the trial's method (for 
 trials, accuracy is a method strength: P(left wins) = s_left / (s_left + s_right)), draws
 response times from a log-normal (on a virtual clock, so runs are fast), and can drop out,
 double-submit, reload, decline consent or withdraw. Bots peek at the answer key through
-`_answer_key`, a simulation-only read that the runtime API does not offer.
+`_answer_keys`, a simulation-only read that the runtime API does not offer.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import numpy as np
+from sqlalchemy import select
 
 from study.db import Database
 from study.errors import StudyError
@@ -69,9 +70,11 @@ class VirtualClock:
         self.now += timedelta(milliseconds=ms)
 
 
-def _answer_key(db: Database, participant_id: str, index: int) -> dict[str, Any]:
+def _answer_keys(db: Database, participant_id: str) -> dict[int, dict[str, Any]]:
+    """Simulation only: the answer key of every step of a participant."""
     with db.session() as s:
-        return dict(s.get(Step, (participant_id, index)).payload["key"])
+        rows = s.execute(select(Step.index, Step.payload).where(Step.participant_id == participant_id)).all()
+        return {i: dict(payload["key"]) for i, payload in rows}
 
 
 def _bot_answer(runtime: Runtime, view: StepView, key: dict[str, Any], profile: BotProfile,
@@ -115,7 +118,8 @@ def run_bot(db: Database, study: str, profile: BotProfile, seed: int, prolific_p
         out.status = rt.consent(info.token, False).status
         return out
     rt.consent(info.token, True)
-    protocol = _protocol_of(rt, info.token)
+    protocol = rt.resume(info.token).protocol
+    keys = _answer_keys(db, info.participant_id)
     drop_at = int(rng.integers(1, info.n_steps)) if rng.random() < profile.dropout else None
     withdraw_at = int(rng.integers(1, info.n_steps)) if rng.random() < profile.withdraw else None
     while True:
@@ -133,7 +137,7 @@ def run_bot(db: Database, study: str, profile: BotProfile, seed: int, prolific_p
             rt.withdraw(info.token)
             out.status = "withdrawn"
             return out
-        key = _answer_key(db, info.participant_id, view.index)
+        key = keys[view.index]
         answer = _bot_answer(rt, view, key, profile, protocol, rng)
         clock.advance(float(rng.lognormal(np.log(profile.rt_median_ms), profile.rt_sigma)))
         if profile.real_delay_ms:
@@ -149,21 +153,6 @@ def run_bot(db: Database, study: str, profile: BotProfile, seed: int, prolific_p
     fin = rt.finish(info.token)
     out.status, out.code = fin.status, fin.completion_code
     return out
-
-
-def _protocol_of(rt: Runtime, token: str) -> str:
-    from study.models import Participant
-    from study.runtime import _hash
-    from study.versions import version_context
-
-    with rt.db.session() as s:
-        from sqlalchemy import select
-
-        from study.models import StudyVersion
-
-        p = s.scalar(select(Participant).where(Participant.token_hash == _hash(token)))
-        v = s.get(StudyVersion, p.study_version_id)
-        return version_context(rt.db.url, v.id, v.config_json, v.stimuli_dir, v.manifest_sha256).spec.protocol.name
 
 
 def run_bots(db: Database, study: str, n: int, profile: BotProfile | None = None, workers: int = 8,

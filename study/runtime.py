@@ -60,6 +60,7 @@ class SessionInfo:
     n_steps: int
     current_step: int
     resumed: bool = False
+    protocol: str = ""
 
 
 @dataclass(frozen=True)
@@ -129,8 +130,13 @@ class Runtime:
 
     # ------------------------------------------------------------------ helpers
     def _context(self, s: Session, version_id: int) -> VersionContext:
-        v = s.get(StudyVersion, version_id)
-        return version_context(self.db.url, v.id, v.config_json, v.stimuli_dir, v.manifest_sha256)
+        """Frozen versions never change, so their context is cached per process."""
+        ctx = _contexts.get((self.db.url, version_id))
+        if ctx is None:
+            v = s.get(StudyVersion, version_id)
+            ctx = version_context(self.db.url, v.id, v.config_json, v.stimuli_dir, v.manifest_sha256, v.version)
+            _contexts[(self.db.url, version_id)] = ctx
+        return ctx
 
     def _participant(self, s: Session, token: str, lock: bool = True) -> Participant:
         if not isinstance(token, str) or not TOKEN.match(token):
@@ -156,9 +162,8 @@ class Runtime:
 
     @staticmethod
     def _info(s: Session, p: Participant, ctx: VersionContext, token: str, resumed: bool) -> SessionInfo:
-        version = s.get(StudyVersion, p.study_version_id).version
-        return SessionInfo(token, p.id, ctx.spec.id, version, p.condition, p.status, p.n_steps,
-                           p.current_step, resumed)
+        return SessionInfo(token, p.id, ctx.spec.id, ctx.version, p.condition, p.status, p.n_steps,
+                           p.current_step, resumed, ctx.spec.protocol.name)
 
     # ------------------------------------------------------------------ API
     def start(self, study: str, prolific_pid: str | None = None, study_id: str | None = None,
@@ -216,7 +221,8 @@ class Runtime:
         s.add(p)
         s.flush()
         s.add_all([Step(participant_id=p.id, index=i, kind=st.kind, payload=st.payload) for i, st in enumerate(steps)])
-        return SessionInfo(token, p.id, spec.id, version_no, condition, p.status, p.n_steps, 0, False)
+        return SessionInfo(token, p.id, spec.id, version_no, condition, p.status, p.n_steps, 0, False,
+                           spec.protocol.name)
 
     def _reclaim(self, s: Session, version_id: int, minutes: float) -> None:
         cutoff = self.clock() - timedelta(minutes=minutes)
@@ -263,8 +269,7 @@ class Runtime:
             step = s.get(Step, (p.id, p.current_step))
             if step.shown_at is None:
                 step.shown_at = self.clock()
-            v = s.get(StudyVersion, p.study_version_id)
-            return StepView(step.index, step.kind, step.payload["content"], p.n_steps, v.stimuli_dir)
+            return StepView(step.index, step.kind, step.payload["content"], p.n_steps, ctx.stimuli_dir)
 
     def submit(self, token: str, step_index: int, answer: dict[str, Any]) -> SubmitResult:
         """Store the answer to step `step_index`, committed before returning. A repeat of an
@@ -427,6 +432,7 @@ class Runtime:
             p.flags, p.completion_code, p.finished_at = {}, None, self.clock()
 
 
+_contexts: dict[tuple[str, int], VersionContext] = {}
 _default: Runtime | None = None
 
 

@@ -8,6 +8,7 @@ that a launched version stores.
 from __future__ import annotations
 
 import difflib
+import functools
 import hashlib
 import re
 import types
@@ -254,23 +255,41 @@ def _pydantic_problems(exc: ValidationError, index: dict[tuple[Any, ...], int], 
 
 
 # ---------------------------------------------------------------- semantic checks
-def _wordnet_names() -> Any:
-    """`nltk` WordNet if its data is installed (setup.sh puts it under <data>/nltk_data), else None."""
-    try:
-        import nltk
-        from nltk.corpus import wordnet
+_POS_FILES = {"n": "noun", "v": "verb", "a": "adj", "s": "adj", "r": "adv"}
 
-        path = str(data_dir() / "nltk_data")
-        if path not in nltk.data.path:
-            nltk.data.path.insert(0, path)
-        wordnet.ensure_loaded()
-        return wordnet
-    except (ImportError, LookupError, OSError):
+
+@functools.lru_cache(maxsize=4)
+def _wordnet_index(pos: str) -> dict[str, int] | None:
+    """lemma -> number of senses, read from WordNet's `index.<pos>` (None if WordNet is absent)."""
+    path = data_dir() / "nltk_data" / "corpora" / "wordnet" / f"index.{_POS_FILES[pos]}"
+    if not path.is_file():
         return None
+    out = {}
+    with path.open(encoding="utf-8") as fh:
+        for line in fh:
+            if not line.startswith(" "):
+                parts = line.split(" ", 3)
+                out[parts[0]] = int(parts[2])
+    return out
+
+
+def _wordnet_problem(concept: str) -> str | None:
+    """Why `concept` is not a WordNet 3.0 synset name (with a suggestion), or None if it is."""
+    lemma, pos, sense = concept.rsplit(".", 2)
+    index = _wordnet_index(pos)
+    if index is None:
+        return None
+    count = index.get(lemma.lower())
+    if count is None:
+        close = difflib.get_close_matches(lemma.lower(), list(index), n=1, cutoff=0.75)
+        return f"unknown WordNet lemma {lemma!r}" + (f"; did you mean '{close[0]}.{pos}.01'?" if close else "")
+    if not 1 <= int(sense) <= count:
+        return f"{lemma!r} has {count} sense(s) as {_POS_FILES[pos]}; use {lemma}.{pos}.01 to {lemma}.{pos}.{count:02d}"
+    return None
 
 
 def _concept_problems(spec: StudySpec, index: dict[tuple[Any, ...], int], manifest: Manifest | None) -> list[str]:
-    problems, wn = [], None
+    problems = []
     for i, concept in enumerate(spec.concepts):
         loc = ("concepts", i)
         if not SYNSET.match(concept):
@@ -281,14 +300,9 @@ def _concept_problems(spec: StudySpec, index: dict[tuple[Any, ...], int], manife
                 problems.append(_fmt(index, loc, f"concept {concept!r} is not in the stimulus manifest",
                                      _suggest(concept, manifest.concepts)))
             continue
-        wn = wn or _wordnet_names()
-        if wn is not None:
-            try:
-                wn.synset(concept)
-            except Exception:  # nltk raises WordNetError / ValueError
-                lemma = concept.split(".")[0]
-                names = [s.name() for s in wn.synsets(lemma)] or [s.name() for s in wn.synsets(lemma.replace("_", ""))]
-                problems.append(_fmt(index, loc, f"unknown WordNet synset {concept!r}", _suggest(concept, names)))
+        problem = _wordnet_problem(concept)
+        if problem:
+            problems.append(_fmt(index, loc, problem))
     for key in ("concepts", "methods"):
         values = getattr(spec, key)
         for v in sorted({v for v in values if values.count(v) > 1}):

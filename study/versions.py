@@ -142,7 +142,7 @@ def get_version(db: Database, study: str | int, version: int | None = None) -> V
             v = s.scalar(q.order_by(StudyVersion.version.desc()).limit(1))
         if v is None or st is None:
             raise NotFound(f"no launched study {study!r}" + (f" version {version}" if version else ""))
-        context = version_context(db.url, v.id, v.config_json, v.stimuli_dir, v.manifest_sha256)
+        context = version_context(db.url, v.id, v.config_json, v.stimuli_dir, v.manifest_sha256, v.version)
         return _info(v, st, context.manifest)
 
 
@@ -161,14 +161,17 @@ class VersionContext:
     manifest: Manifest
     items: list[Item]
     config: dict[str, Any]
+    version: int
+    stimuli_dir: str
 
 
 @lru_cache(maxsize=64)
-def version_context(url: str, version_id: int, config_json: str, stimuli_dir: str, manifest_sha: str) -> VersionContext:
+def version_context(url: str, version_id: int, config_json: str, stimuli_dir: str, manifest_sha: str,
+                    version: int = 0) -> VersionContext:
     """Spec, manifest and items of a frozen version (cached); refuses stimuli changed since launch."""
     config = json.loads(config_json)
     spec = StudySpec.model_validate({**config["spec"], "base_dir": ""})
     manifest = load_manifest(stimuli_dir, verify=False)
     if manifest.sha256() != manifest_sha:
         raise StimulusError(f"stimuli in {stimuli_dir} changed since version {version_id} was launched")
-    return VersionContext(spec, manifest, build_items(spec, manifest), config)
+    return VersionContext(spec, manifest, build_items(spec, manifest), config, version, stimuli_dir)
