@@ -156,14 +156,15 @@ def run_bot(db: Database, study: str, profile: BotProfile, seed: int, prolific_p
 
 
 def run_bots(db: Database, study: str, n: int, profile: BotProfile | None = None, workers: int = 8,
-             seed: int = 0, prolific: bool = True) -> list[BotOutcome | StudyError]:
+             seed: int = 0, prolific: bool = True,
+             on_start: Callable[[BotOutcome], None] | None = None) -> list[BotOutcome | StudyError]:
     """Run `n` bots concurrently (threads, each with its own connections); errors are returned."""
     profile = profile or BotProfile()
 
     def one(i: int) -> BotOutcome | StudyError:
         try:
             pid = f"BOT{seed:06d}X{i:06d}" if prolific else None
-            return run_bot(db, study, profile, seed * 100_003 + i, prolific_pid=pid)
+            return run_bot(db, study, profile, seed * 100_003 + i, prolific_pid=pid, on_start=on_start)
         except StudyError as exc:
             return exc
 

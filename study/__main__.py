@@ -1,0 +1,5 @@
+"""Entry point of `python -m study`."""
+
+from study.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,124 @@
+"""`python -m study`: validate, build-stimuli, launch, bots, export, analyse, power."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+from study.errors import StudyError
+
+
+def _kv(items: list[str]) -> dict[str, float]:
+    out = {}
+    for it in items:
+        k, _, v = it.partition("=")
+        out[k] = float(v)
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m study", description=__doc__)
+    ap.add_argument("--db", help="database URL (default: $DATABASE_URL or the SQLite file under .data/)")
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    sub.add_parser("validate", help="validate a spec YAML").add_argument("spec")
+    b = sub.add_parser("build-stimuli", help="build the spec's stimulus folder")
+    b.add_argument("spec")
+    b.add_argument("--force", action="store_true")
+    sub.add_parser("launch", help="freeze and activate a spec (builds missing stimuli)").add_argument("spec")
+    r = sub.add_parser("bots", help="run N simulated participants through the runtime API")
+    r.add_argument("study", help="study slug (or a spec YAML, launched first)")
+    r.add_argument("-n", type=int, default=20)
+    r.add_argument("--workers", type=int, default=8)
+    r.add_argument("--seed", type=int, default=0)
+    r.add_argument("--accuracy", nargs="*", default=[], help="method=p, e.g. convis=0.8 grid=0.6")
+    r.add_argument("--dropout", type=float, default=0.0)
+    r.add_argument("--double-submit", type=float, default=0.0)
+    r.add_argument("--reload", type=float, default=0.0)
+    r.add_argument("--delay-ms", type=float, default=0.0, help="real sleep per step")
+    r.add_argument("--anonymous", action="store_true")
+    e = sub.add_parser("export", help="tidy export (CSV, Parquet, codebook, config, Prolific files)")
+    e.add_argument("study")
+    e.add_argument("--out", required=True)
+    e.add_argument("--version", type=int)
+    a = sub.add_parser("analyse", help="print the main analyses as JSON")
+    a.add_argument("study")
+    a.add_argument("--version", type=int)
+    a.add_argument("--no-mixed", action="store_true", help="skip the mixed-effects model")
+    p = sub.add_parser("power", help="simulation-based power")
+    p.add_argument("--accuracy", nargs="+", required=True)
+    p.add_argument("--n", type=int, required=True, help="participants per condition")
+    p.add_argument("--trials", type=int, required=True)
+    p.add_argument("--design", choices=["between", "within"], default="between")
+    p.add_argument("--sims", type=int, default=200)
+    args = ap.parse_args(argv)
+    try:
+        print(json.dumps(_run(args), indent=1, default=str))
+    except StudyError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def _run(args: argparse.Namespace) -> Any:
+    from study import analysis
+
+    if args.cmd == "validate":
+        from study.spec import load_spec
+
+        spec = load_spec(args.spec)
+        return {"ok": True, "id": spec.id, "conditions": __import__("study.design").design.conditions(spec)}
+    if args.cmd == "power":
+        return analysis.power(_kv(args.accuracy), args.n, args.trials, args.design, n_sims=args.sims)
+    from study.db import connect
+
+    db = connect(args.db)
+    if args.cmd == "build-stimuli":
+        from study.spec import load_spec
+        from study.versions import build_stimuli
+
+        m = build_stimuli(load_spec(args.spec), force=args.force)
+        return {"images": len(m.images), "stimuli": len(m.stimuli), "manifest_sha256": m.sha256(),
+                "random_weights": m.random_weights}
+    if args.cmd == "launch":
+        from study.versions import launch
+
+        return launch(db, args.spec).__dict__
+    if args.cmd == "bots":
+        from study.bots import BotOutcome, BotProfile, run_bots
+
+        slug = args.study
+        if slug.endswith((".yaml", ".yml")):
+            from study.versions import launch
+
+            slug = launch(db, slug).slug
+        prof = BotProfile(accuracy=_kv(args.accuracy), dropout=args.dropout, double_submit=args.double_submit,
+                          reload=args.reload, real_delay_ms=args.delay_ms)
+        outs = run_bots(db, slug, args.n, prof, workers=args.workers, seed=args.seed, prolific=not args.anonymous,
+                        on_start=lambda o: print(f"STARTED {o.participant_id} {o.token}", flush=True))
+        statuses: dict[str, int] = {}
+        for o in outs:
+            key = o.status if isinstance(o, BotOutcome) else type(o).__name__
+            statuses[key] = statuses.get(key, 0) + 1
+        return {"bots": len(outs), "statuses": statuses}
+    from study.export import export_study, load_frames
+
+    if args.cmd == "export":
+        return {k: str(v) for k, v in export_study(db, args.study, args.out, args.version).items()}
+    frames = load_frames(db, args.study, args.version)
+    trials = analysis.main_trials(frames)
+    out: dict[str, Any] = {"consort": analysis.consort(frames), "sha256": frames["sha256"]}
+    if trials.correct.notna().any():
+        out["accuracy"] = analysis.accuracy_table(trials).to_dict("records")
+        out["pairwise"] = analysis.pairwise_methods(trials).to_dict("records")
+        if not args.no_mixed and trials.method.nunique() > 1:
+            out["mixed_logit"] = analysis.mixed_logit(trials).to_dict("records")
+    elif frames["spec"].protocol.name == "pairwise_preference":
+        bt = analysis.bradley_terry(trials)
+        out["bradley_terry"] = {"scores": bt["scores"].to_dict("records"), "lr_test": bt["lr_test"]}
+    else:
+        out["likert"] = analysis.likert_summary(trials)["tests"].to_dict("records")
+    if len(trials):
+        out["rt"] = analysis.rt_summary(trials).to_dict("records")
+    return out
