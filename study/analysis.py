@@ -150,7 +150,7 @@ def bradley_terry(trials: pd.DataFrame) -> dict[str, Any]:
 
     wl = pd.DataFrame([json.loads(s) for s in trials.score.dropna()])
     methods = sorted(set(wl.winner) | set(wl.loser))
-    ref, others = methods[0], methods[1:]
+    _ref, others = methods[0], methods[1:]
     # each comparison as 'first beats second', first = alphabetically smaller method
     a = np.where(wl.winner < wl.loser, wl.winner, wl.loser)
     b = np.where(wl.winner < wl.loser, wl.loser, wl.winner)

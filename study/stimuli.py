@@ -217,8 +217,9 @@ def build_engine_stimuli(folder: str | Path, images: dict[str, dict[str, Any]], 
     Ground truth per image is `convis_core.concept_scores` over all `concepts`. Maps from a model
     with random weights carry ``random_weights`` in the manifest. Returns the written `Manifest`.
     """
-    from convis_core import concept_scores, explain, load_model, render_png
     from PIL import Image
+
+    from convis_core import concept_scores, explain, load_model, render_png
 
     model = load_model(model_name) if pretrained is None else load_model(model_name, pretrained=pretrained)
     writer = StimulusWriter(folder, ModelInfo(name=model_name, pretrained=pretrained), style=style)

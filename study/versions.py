@@ -109,9 +109,9 @@ def launch(db: Database, spec_or_path: StudySpec | str | Path, build: bool = Tru
 
 def load_spec_again(spec: StudySpec, manifest: Manifest) -> StudySpec:
     """Validate the spec once more, now against its stimulus manifest (methods, concepts, images)."""
-    from study.spec import validate_text
-
     import yaml
+
+    from study.spec import validate_text
 
     return validate_text(yaml.safe_dump(spec.model_dump(mode="json")), spec.id, spec.base_dir, manifest)
 

@@ -60,7 +60,7 @@ def test_bradley_terry_and_likert() -> None:
     rng = np.random.default_rng(0)
     strength = {"convis": 2.0, "gradcam": 1.0, "grid": 1.0}
     rows = []
-    for i in range(300):
+    for _i in range(300):
         a, b = rng.choice(list(strength), 2, replace=False)
         win = a if rng.random() < strength[a] / (strength[a] + strength[b]) else b
         rows.append({"score": json.dumps({"winner": win, "loser": b if win == a else a})})
