@@ -293,6 +293,8 @@ class Runtime:
                 raise SessionClosed(f"this session is {p.status}; nothing more can be stored")
             if not 0 <= step_index < p.n_steps:
                 raise InvalidAnswer(f"step_index must be from 0 to {p.n_steps - 1}")
+            if step_index > p.current_step:
+                raise InvalidAnswer(f"step {step_index} is not the current step ({p.current_step})")
             step = s.get(Step, (p.id, step_index))
             parsed = self._validate(ctx, step, answer)
             if step_index < p.current_step:
@@ -301,8 +303,6 @@ class Runtime:
                 if prior is None or prior.answer != parsed:
                     raise InvalidAnswer("this step is already answered; answers cannot be changed")
                 return SubmitResult(step_index, False, prior.correct, done=p.current_step >= p.n_steps)
-            if step_index > p.current_step:
-                raise InvalidAnswer(f"step {step_index} is not the current step ({p.current_step})")
             now = self.clock()
             correct, score = self._score(ctx, step, parsed)
             started = step.shown_at or p.last_activity_at
