@@ -1,0 +1,23 @@
+"""Saliency methods: one registry (:data:`REGISTRY`), one contract (:class:`SaliencyMethod`).
+
+Importing this package registers every method; add a module and import it here.
+"""
+
+from . import convis_methods  # noqa: F401  (registers convis_grid, convis_stochastic)
+from .base import (
+    ALIASES,
+    REGISTRY,
+    ExplainContext,
+    MethodOutput,
+    MethodParams,
+    SaliencyMethod,
+    explain,
+    get_method,
+    register,
+    to_frame,
+)
+
+__all__ = [
+    "ALIASES", "REGISTRY", "ExplainContext", "MethodOutput", "MethodParams", "SaliencyMethod",
+    "explain", "get_method", "register", "to_frame",
+]
