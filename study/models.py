@@ -30,6 +30,8 @@ class Study(Base):
     slug: Mapped[str] = mapped_column(String(64), unique=True)
     title: Mapped[str] = mapped_column(String(300))
     created_at: Mapped[datetime] = mapped_column(DateTime())
+    #: Per-study HMAC key for Prolific PIDs (hex); never exported. See `study.runtime.pid_hash`.
+    secret: Mapped[str] = mapped_column(String(64))
 
 
 class StudyVersion(Base):

@@ -8,6 +8,7 @@ token returned by `start`; a reload or a crash resumes at the first unanswered s
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 import re
 import secrets
@@ -34,7 +35,7 @@ from study.errors import (
     SessionClosed,
     StudyFull,
 )
-from study.models import Event, Participant, Response, Step, StudyVersion
+from study.models import Event, Participant, Response, Step, Study, StudyVersion
 from study.protocols.base import Trial
 from study.quality import exclusion_reasons, quality_flags
 from study.versions import VersionContext, get_version, utcnow, version_context
@@ -113,6 +114,16 @@ def _hash(value: str) -> str:
     return hashlib.sha256(value.encode()).hexdigest()
 
 
+def pid_hash(secret: str, study_id: int, prolific_pid: str) -> str:
+    """The stored form of a Prolific PID: ``HMAC-SHA256(study secret, sha256("<study_id>:<PID>"))``.
+
+    The key is the study's random `Study.secret` (in the database, never exported), so a leaked
+    table or export cannot be searched for a known PID offline, and the same PID hashes differently
+    in every study. Migration 0002 converted the earlier unsalted hashes with the same formula.
+    """
+    return hmac.new(bytes.fromhex(secret), _hash(f"{study_id}:{prolific_pid}").encode(), hashlib.sha256).hexdigest()
+
+
 def _check_id(name: str, value: str | None) -> str | None:
     if value is None or value == "":
         return None
@@ -137,6 +148,13 @@ class Runtime:
             ctx = version_context(self.db.url, v.id, v.config_json, v.stimuli_dir, v.manifest_sha256, v.version)
             _contexts[(self.db.url, version_id)] = ctx
         return ctx
+
+    def _pid_hash(self, s: Session, study_id: int, pid: str) -> str:
+        """`pid_hash` with the study's secret (read in the caller's transaction)."""
+        secret = s.scalar(select(Study.secret).where(Study.id == study_id))
+        if not secret:
+            raise NotFound(f"study {study_id} has no secret (database not migrated?)")
+        return pid_hash(secret, study_id, pid)
 
     def _participant(self, s: Session, token: str, lock: bool = True) -> Participant:
         if not isinstance(token, str) or not TOKEN.match(token):
@@ -191,9 +209,10 @@ class Runtime:
         token = secrets.token_urlsafe(32)
         if pid is None and not spec.recruitment.allow_anonymous:
             raise InvalidInput("this study needs a Prolific PROLIFIC_PID")
+        hashed_pid = self._pid_hash(s, v.study_id, pid) if pid is not None else None
         if pid is not None:
             old = s.scalar(select(Participant).where(Participant.study_id == v.study_id,
-                                                     Participant.pid_hash == _hash(f"{v.study_id}:{pid}")))
+                                                     Participant.pid_hash == hashed_pid))
             if old is not None:
                 old_ctx = self._context(s, old.study_version_id)
                 self._expire_if_idle(s, old, old_ctx)
@@ -214,7 +233,7 @@ class Runtime:
         condition = tied[int(np.random.default_rng(seed).integers(len(tied)))]
         steps = build_schedule(spec, ctx.items, condition, seed)
         p = Participant(id=str(uuid.uuid4()), study_id=v.study_id, study_version_id=v.id, prolific_pid=pid,
-                        pid_hash=_hash(f"{v.study_id}:{pid}") if pid else None, prolific_study_id=sid,
+                        pid_hash=hashed_pid, prolific_study_id=sid,
                         prolific_session_id=sess, token_hash=_hash(token), seed=seed, condition=condition,
                         status="started", current_step=0, n_steps=len(steps), started_at=now,
                         last_activity_at=now, flags={})

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import lru_cache
@@ -85,7 +86,7 @@ def launch(db: Database, spec_or_path: StudySpec | str | Path, build: bool = Tru
     with db.session() as s:
         study = s.scalar(select(Study).where(Study.slug == spec.id).with_for_update())
         if study is None:
-            study = Study(slug=spec.id, title=spec.title, created_at=utcnow())
+            study = Study(slug=spec.id, title=spec.title, created_at=utcnow(), secret=secrets.token_hex(32))
             s.add(study)
             s.flush()
         existing = s.scalar(select(StudyVersion).where(StudyVersion.study_id == study.id,
