@@ -3,7 +3,15 @@
 Importing this package registers every method; add a module and import it here.
 """
 
-from . import convis_methods  # noqa: F401  (registers convis_grid, convis_stochastic)
+from . import (  # noqa: F401  (the baselines register themselves)
+    attention_relevance,
+    baselines,
+    convis_methods,  # noqa: F401  (registers convis_grid, convis_stochastic)
+    gradcam,
+    occlusion,
+    patch_similarity,
+    rise,
+)
 from .base import (
     ALIASES,
     REGISTRY,
