@@ -193,7 +193,11 @@ def _file_sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def _hub_reachable(host: str = "huggingface.co", timeout: float = 2.0) -> bool:
+def _hub_reachable(host: str | None = None, timeout: float = 2.0) -> bool:
+    """Whether the model hub answers (``$CONVIS_HUB_HOST`` overrides the host)."""
+    import os
+
+    host = host or os.environ.get("CONVIS_HUB_HOST", "huggingface.co")
     try:
         with socket.create_connection((host, 443), timeout=timeout):
             return True
@@ -337,3 +341,20 @@ def load_model(
 def load_model_cached(name: str, pretrained: str, device: str | None = None, seed: int = 0) -> ClipModel:
     """Memoised :func:`load_model` (one instance per name/weights/device/seed)."""
     return load_model(name, pretrained, device=device, seed=seed)
+
+
+def default_model_choice() -> tuple[str, str]:
+    """The model the product uses when the user names none.
+
+    ``$CONVIS_MODEL`` / ``$CONVIS_PRETRAINED`` when set (real CLIP, e.g. ``ViT-B-32-quickgelu`` +
+    ``openai`` or a checkpoint path); otherwise the bundled Shapes-world toy model, so maps are
+    meaningful offline; if even that is missing, the tiny random model (flagged everywhere).
+    """
+    import os
+
+    name = os.environ.get("CONVIS_MODEL")
+    if name:
+        return name, os.environ.get("CONVIS_PRETRAINED", "openai" if name == DEFAULT_REAL[0] else "none")
+    if BUNDLED_WEIGHTS[DEFAULT_DEMO[0]].exists():
+        return DEFAULT_DEMO
+    return "convis-tiny", "none"

@@ -1,0 +1,99 @@
+"""ConVis maps: contract, determinism, caches, reuse across concepts, what CLIP sees."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from convis_core import (
+    ConVisEngine,
+    GridParams,
+    explain,
+    get_bank,
+    load_image,
+    top_concepts,
+)
+from convis_core.errors import ConvisError
+
+BANK = "subtree=animal.n.01"
+
+
+def count_forwards(model):
+    """Count real forward passes of the image tower."""
+    calls = []
+    handle = model.model.visual.register_forward_hook(lambda mod, i, o: calls.append(o.shape[0]))
+    return calls, handle
+
+
+def test_grid_result_contract(tiny_model, chelsea):
+    r = explain(tiny_model, chelsea, "cat.n.01", method="grid", bank=BANK, seed=2)
+    assert r.map.shape == (224, 224) and r.map.dtype == np.float32
+    assert r.map.min() == 0.0 and r.map.max() == 1.0
+    m = r.meta
+    assert m["method"] == "convis_grid" and m["concept"] == "cat.n.01" and m["seed"] == 2
+    assert m["random_weights"] is True and m["model"] == "convis-tiny" and m["bank"] == f"{BANK}:definitions"
+    assert m["params"]["box_sizes"] == [128, 64] and m["crops"] == 730
+    assert r.frame.width == 451 and r.frame.height == 300 and r.frame.side == 300 and r.frame.left == 75
+    orig = r.to_original()
+    assert orig.shape == (300, 451) and orig[:, :75].max() == 0.0
+
+
+def test_same_inputs_same_map_and_seed_matters(tiny_model, chelsea):
+    a = explain(tiny_model, chelsea, "cat.n.01", method="grid", bank=BANK, seed=5)
+    b = explain(tiny_model, chelsea, "cat.n.01", method="grid", bank=BANK, seed=5)
+    c = explain(tiny_model, chelsea, "cat.n.01", method="grid", bank=BANK, seed=6)
+    assert np.array_equal(a.map, b.map)
+    assert not np.array_equal(a.map, c.map)
+    s1 = explain(tiny_model, chelsea, "cat.n.01", method="stochastic", bank=BANK, iterations=120)
+    s2 = explain(tiny_model, chelsea, "cat.n.01", method="stochastic", bank=BANK, iterations=120)
+    assert np.array_equal(s1.map, s2.map)
+
+
+def test_cached_equals_uncached_and_other_concepts_need_no_forward(tiny_model, chelsea, tmp_path, monkeypatch):
+    monkeypatch.setenv("CONVIS_DATA_DIR", str(tmp_path))
+    bank = get_bank(BANK)
+    img = load_image(chelsea)
+    uncached = ConVisEngine(tiny_model, bank, disk_cache=False).grid(img, "cat.n.01", GridParams(seed=1))
+    cold = ConVisEngine(tiny_model, bank).grid(img, "cat.n.01", GridParams(seed=1))
+    assert list((tmp_path / "cache" / "crops").rglob("*.npz")), "crop embeddings are stored on disk"
+    calls, h = count_forwards(tiny_model)
+    try:
+        fresh_engine = ConVisEngine(tiny_model, bank)  # new process-like state: disk cache only
+        warm = fresh_engine.grid(img, "cat.n.01", GridParams(seed=1))
+        other = fresh_engine.grid(img, "dog.n.01", GridParams(seed=1))
+    finally:
+        h.remove()
+    assert calls == [], "a cached image needs no CLIP forward pass, for any concept"
+    assert np.array_equal(uncached.map, cold.map) and np.array_equal(cold.map, warm.map)
+    assert warm.meta["timings"]["crops_cached"] is True
+    assert not np.array_equal(other.map, warm.map)
+    ref_other = ConVisEngine(tiny_model, bank, disk_cache=False).grid(img, "dog.n.01", GridParams(seed=1))
+    assert np.array_equal(ref_other.map, other.map)
+
+
+def test_hypernym_map_is_at_least_as_strong_as_its_hyponym(tiny_model, chelsea):
+    """A box's rank for a concept is the best over its subtree, so a hypernym ranks no worse."""
+    cat = explain(tiny_model, chelsea, "cat.n.01", method="grid", bank=BANK)
+    feline = explain(tiny_model, chelsea, "feline.n.01", method="grid", bank=BANK)
+    assert (feline.extras["ranks"] <= cat.extras["ranks"]).all()
+    assert (feline.extras["ranks"] < cat.extras["ranks"]).any()
+
+
+def test_gamma_scoring_and_params(tiny_model, chelsea):
+    g = explain(tiny_model, chelsea, "cat.n.01", method="grid", bank=BANK, scoring="gamma")
+    assert g.meta["params"]["scoring"] == "gamma" and g.map.min() >= 0 and g.map.max() <= 1
+    small = explain(tiny_model, chelsea, "cat.n.01", method="grid", bank=BANK, box_sizes=[64], stride=32)
+    assert small.meta["crops"] < 730
+    for bad in ({"stride": 0}, {"box_sizes": [2]}, {"scoring": "median"}, {"strides": 4}, {"iterations": 10}):
+        with pytest.raises(ConvisError):
+            explain(tiny_model, chelsea, "cat.n.01", method="grid", bank=BANK, **bad)
+
+
+def test_what_clip_sees(tiny_model, chelsea):
+    hits = top_concepts(tiny_model, chelsea, k=5, bank=BANK)
+    assert len(hits) == 5 and hits[0].rank == 0
+    assert [h.similarity for h in hits] == sorted((h.similarity for h in hits), reverse=True)
+    region = top_concepts(tiny_model, chelsea, k=3, bank=BANK, region=(0.0, 0.0, 0.5, 0.5))
+    assert region[0].rank == 0
+    with pytest.raises(ConvisError):
+        top_concepts(tiny_model, chelsea, k=3, bank=BANK, region=(0.5, 0.0, 0.2, 1.0))
