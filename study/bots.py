@@ -156,14 +156,18 @@ def run_bot(db: Database, study: str, profile: BotProfile, seed: int, prolific_p
 
 
 def run_bots(db: Database, study: str, n: int, profile: BotProfile | None = None, workers: int = 8,
-             seed: int = 0, prolific: bool = True,
+             seed: int = 0, prolific: bool = True, pid_prefix: str | None = None,
              on_start: Callable[[BotOutcome], None] | None = None) -> list[BotOutcome | StudyError]:
-    """Run `n` bots concurrently (threads, each with its own connections); errors are returned."""
+    """Run `n` bots concurrently (threads, each with its own connections); errors are returned.
+
+    Bot i's Prolific id is ``<pid_prefix>X<i>`` (default prefix ``BOT<seed>``), so two runs with
+    the same prefix are the same people arriving twice (e.g. from two app processes)."""
     profile = profile or BotProfile()
+    prefix = pid_prefix if pid_prefix is not None else f"BOT{seed:06d}"
 
     def one(i: int) -> BotOutcome | StudyError:
         try:
-            pid = f"BOT{seed:06d}X{i:06d}" if prolific else None
+            pid = f"{prefix}X{i:06d}" if prolific else None
             return run_bot(db, study, profile, seed * 100_003 + i, prolific_pid=pid, on_start=on_start)
         except StudyError as exc:
             return exc

@@ -38,6 +38,8 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--reload", type=float, default=0.0)
     r.add_argument("--delay-ms", type=float, default=0.0, help="real sleep per step")
     r.add_argument("--anonymous", action="store_true")
+    r.add_argument("--pid-prefix", help="Prolific ids are <prefix>X<i>; default BOT<seed> (same prefix, same people)")
+    r.add_argument("--quiet", action="store_true", help="no STARTED line per bot")
     e = sub.add_parser("export", help="tidy export (CSV, Parquet, codebook, config, Prolific files)")
     e.add_argument("study")
     e.add_argument("--out", required=True)
@@ -62,14 +64,14 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run(args: argparse.Namespace) -> Any:
-    from study import analysis
-
     if args.cmd == "validate":
         from study.spec import load_spec
 
         spec = load_spec(args.spec)
         return {"ok": True, "id": spec.id, "conditions": __import__("study.design").design.conditions(spec)}
     if args.cmd == "power":
+        from study import analysis
+
         return analysis.power(_kv(args.accuracy), args.n, args.trials, args.design, n_sims=args.sims)
     from study.db import connect
 
@@ -96,12 +98,18 @@ def _run(args: argparse.Namespace) -> Any:
         prof = BotProfile(accuracy=_kv(args.accuracy), dropout=args.dropout, double_submit=args.double_submit,
                           reload=args.reload, real_delay_ms=args.delay_ms)
         outs = run_bots(db, slug, args.n, prof, workers=args.workers, seed=args.seed, prolific=not args.anonymous,
-                        on_start=lambda o: print(f"STARTED {o.participant_id} {o.token}", flush=True))
+                        pid_prefix=args.pid_prefix,
+                        on_start=None if args.quiet else lambda o: print(f"STARTED {o.participant_id} {o.token}",
+                                                                          flush=True))
         statuses: dict[str, int] = {}
         for o in outs:
             key = o.status if isinstance(o, BotOutcome) else type(o).__name__
             statuses[key] = statuses.get(key, 0) + 1
-        return {"bots": len(outs), "statuses": statuses}
+        done = [o for o in outs if isinstance(o, BotOutcome)]
+        return {"bots": len(outs), "statuses": statuses, "submitted": sum(o.submitted for o in done),
+                "duplicates": sum(o.duplicates for o in done), "participants": sorted({o.participant_id for o in done}),
+                "conditions": {o.participant_id: o.condition for o in done}}
+    from study import analysis
     from study.export import export_study, load_frames
 
     if args.cmd == "export":

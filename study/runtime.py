@@ -160,7 +160,7 @@ class Runtime:
         if not isinstance(token, str) or not TOKEN.match(token):
             raise InvalidInput("malformed resume token")
         q = select(Participant).where(Participant.token_hash == _hash(token))
-        p = s.scalar(q.with_for_update() if lock else q)
+        p = s.scalar(q.with_for_update(key_share=True) if lock else q)
         if p is None:
             raise NotFound("unknown resume token")
         return p
@@ -203,7 +203,10 @@ class Runtime:
 
     def _start(self, s: Session, version_id: int, pid: str | None, sid: str | None, sess: str | None,
                version_no: int) -> SessionInfo:
-        v = s.scalar(select(StudyVersion).where(StudyVersion.id == version_id).with_for_update())
+        # FOR NO KEY UPDATE: serialises starts of this version across processes, yet does not block
+        # the FOR KEY SHARE locks that foreign-key checks of concurrent submits take on this row
+        # (plain FOR UPDATE deadlocked against a submit holding its participant row).
+        v = s.scalar(select(StudyVersion).where(StudyVersion.id == version_id).with_for_update(key_share=True))
         ctx = self._context(s, v.id)
         spec, now = ctx.spec, self.clock()
         token = secrets.token_urlsafe(32)

@@ -84,7 +84,7 @@ def launch(db: Database, spec_or_path: StudySpec | str | Path, build: bool = Tru
     frozen = spec.frozen(manifest.sha256())
     digest = config_sha256(frozen)
     with db.session() as s:
-        study = s.scalar(select(Study).where(Study.slug == spec.id).with_for_update())
+        study = s.scalar(select(Study).where(Study.slug == spec.id).with_for_update(key_share=True))
         if study is None:
             study = Study(slug=spec.id, title=spec.title, created_at=utcnow(), secret=secrets.token_hex(32))
             s.add(study)
