@@ -96,7 +96,7 @@ class AttentionRelevance(SaliencyMethod):
         if params.start_layer >= n_layers:
             from ..errors import ConvisError
 
-            raise ConvisError(f"start_layer {params.start_layer} is beyond the model's {n_layers} blocks")
+            raise ConvisError(f"invalid parameters for {self.name}: start_layer {params.start_layer} is beyond the model's {n_layers} blocks")
         x = ctx.frame_tensor().requires_grad_(True)
         target = CosineTarget(ctx.text_embedding)
         with recording_attention(ctx.model) as store:

@@ -10,6 +10,8 @@ the number of boxes covering each pixel.
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import numpy as np
 import torch
 from pydantic import Field
@@ -21,7 +23,7 @@ from .base import ExplainContext, MethodOutput, MethodParams, SaliencyMethod, re
 
 
 class OcclusionParams(MethodParams):
-    box_sizes: tuple[int, ...] = Field((128, 64), min_length=1)
+    box_sizes: tuple[Annotated[int, Field(ge=8, le=1024)], ...] = Field((128, 64), min_length=1)
     stride: int = Field(16, ge=1, le=256)
     pad: int = Field(128, ge=0, le=512)
     batch_size: int = Field(64, ge=1, le=4096)
@@ -29,10 +31,6 @@ class OcclusionParams(MethodParams):
 
 def frame_boxes(params: OcclusionParams, frame: int = FRAME) -> tuple[np.ndarray, int]:
     """ConVis's boxes ``(y0, x0, y1, x1)`` on the padded canvas, and the canvas size."""
-    if any(not 8 <= s <= 1024 for s in params.box_sizes):
-        from ..errors import ConvisError
-
-        raise ConvisError("box sizes must be between 8 and 1024 px")
     size = frame + 2 * params.pad
     return grid_boxes(size, params.box_sizes, params.stride, pad=params.pad, frame=frame), size
 

@@ -24,6 +24,7 @@ class RiseParams(MethodParams):
     grid: int = Field(8, ge=2, le=64, description="cells per side of the coarse mask")
     p: float = Field(0.5, gt=0.0, lt=1.0, description="probability that a cell is kept")
     batch_size: int = Field(64, ge=1, le=4096)
+    centred: bool = Field(True, description="subtract the mean score before weighting (control variate)")
     seed: int = 0
 
 
@@ -57,18 +58,22 @@ class Rise(SaliencyMethod):
     def compute(self, ctx: ExplainContext, params: RiseParams) -> MethodOutput:
         x = ctx.frame_tensor()
         size = x.shape[-1]
-        sal = torch.zeros(size, size, dtype=torch.float64)
-        done = 0
+        weighted = torch.zeros(size, size, dtype=torch.float64)
+        count = torch.zeros(size, size, dtype=torch.float64)
+        total = 0.0
         coarse, shifts = mask_seeds(params.n_masks, params.grid, params.p, size, params.seed)
         for start in range(0, params.n_masks, params.batch_size):
             n = min(params.batch_size, params.n_masks - start)
             masks = rise_masks(coarse[start : start + n], shifts[start : start + n], size)
             scores = similarities(ctx.model, x * masks[:, None].to(x.device, x.dtype), ctx.text_embedding, n)
-            sal += torch.einsum("n,nhw->hw", scores, masks.double())
-            done += n
+            weighted += torch.einsum("n,nhw->hw", scores, masks.double())
+            count += masks.double().sum(dim=0)
+            total += float(scores.sum())
             if ctx.progress is not None:
-                ctx.progress(done, params.n_masks)
-        return MethodOutput((sal / (params.n_masks * params.p)).numpy())
+                ctx.progress(start + n, params.n_masks)
+        mean = total / params.n_masks
+        sal = weighted - mean * count if params.centred else weighted
+        return MethodOutput((sal / (params.n_masks * params.p)).numpy(), meta={"mean_similarity": mean})
 
 
 register(Rise)
