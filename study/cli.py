@@ -25,7 +25,9 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("validate", help="validate a spec YAML").add_argument("spec")
     b = sub.add_parser("build-stimuli", help="build the spec's stimulus folder")
     b.add_argument("spec")
-    b.add_argument("--force", action="store_true")
+    b.add_argument("--force", action="store_true", help="rebuild even if the folder has a manifest")
+    b.add_argument("--model", help="engine model (overrides stimuli.model; default $CONVIS_MODEL or shapes-world)")
+    b.add_argument("--pretrained", help="engine weights: tag, checkpoint path, 'bundled' or 'none' (random)")
     sub.add_parser("launch", help="freeze and activate a spec (builds missing stimuli)").add_argument("spec")
     r = sub.add_parser("bots", help="run N simulated participants through the runtime API")
     r.add_argument("study", help="study slug (or a spec YAML, launched first)")
@@ -80,9 +82,18 @@ def _run(args: argparse.Namespace) -> Any:
         from study.spec import load_spec
         from study.versions import build_stimuli
 
-        m = build_stimuli(load_spec(args.spec), force=args.force)
-        return {"images": len(m.images), "stimuli": len(m.stimuli), "manifest_sha256": m.sha256(),
-                "random_weights": m.random_weights}
+        spec = load_spec(args.spec)
+        if args.model or args.pretrained:
+            spec = spec.model_copy(update={"stimuli": spec.stimuli.model_copy(
+                update={k: v for k, v in (("model", args.model), ("pretrained", args.pretrained)) if v})})
+
+        def progress(i: int, n: int, image: str) -> None:
+            print(f"[{i}/{n}] {image}", file=sys.stderr, flush=True)
+
+        m = build_stimuli(spec, force=args.force, progress=progress)
+        return {"folder": str(spec.stimuli_dir()), "images": len(m.images), "stimuli": len(m.stimuli),
+                "methods": m.methods, "model": m.model.model_dump(mode="json"), "synthetic": m.synthetic,
+                "manifest_sha256": m.sha256(), "random_weights": m.random_weights}
     if args.cmd == "launch":
         from study.versions import launch
 

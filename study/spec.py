@@ -44,11 +44,26 @@ class ImageFolder(_M):
     folder: str
 
 
+class ShapesImages(_M):
+    """Images from the Shapes world (`convis_core.shapes.render_scene`): known objects and boxes."""
+
+    shapes: int = Field(ge=1, le=10_000, description="number of scenes")
+    first_id: int | None = Field(None, ge=0, description="first scene id; default: the held-out test ids")
+    n_objects: int | None = Field(None, ge=1, le=4, description="objects per scene; default 1-4 by scene id (at most the pool size)")
+    pool: list[str] | None = Field(None, description="synsets to draw; default the study's Shapes concepts")
+
+
 class StimuliSpec(_M):
     source: Literal["engine", "synthetic"] = "engine"
     dir: str | None = Field(None, description="stimulus folder; default <data>/stimuli/<study id>")
-    model: str = "shapes-world"
-    pretrained: str | None = None
+    model: str | None = Field(None, description="open_clip architecture; default $CONVIS_MODEL, else the "
+                              "bundled Shapes-world toy model (shapes-world)")
+    pretrained: str | None = Field(None, description="weights: an open_clip tag, a checkpoint path, 'bundled' "
+                                   "or 'none' (random, flagged); default $CONVIS_PRETRAINED, else "
+                                   "'bundled' for shapes-world and 'openai' otherwise")
+    bank: str = Field("all", description="ConVis concept bank: all | subtree=ROOT.n.01 | words=coco80|FILE")
+    params: dict[str, dict[str, Any]] = Field(default_factory=dict,
+                                              description="engine parameters per method, e.g. {convis: {stride: 32}}")
     style: Literal["whitefade", "heatmap", "raw"] = "whitefade"
     n_images: int = Field(24, ge=1, le=10_000, description="synthetic source only")
     seed: int = 0
@@ -129,7 +144,7 @@ class StudySpec(_M):
     consent: str
     instructions: str
     stimuli: StimuliSpec = Field(default_factory=StimuliSpec)
-    images: ImageFolder | list[ImageSpec] | None = None
+    images: ImageFolder | ShapesImages | list[ImageSpec] | None = None
     concepts: list[str] = Field(min_length=1)
     methods: list[str] = Field(min_length=1)
     protocol: ProtocolSpec
@@ -236,7 +251,7 @@ def _fmt(index: dict[tuple[Any, ...], int], loc: tuple[Any, ...], msg: str, hint
 def _pydantic_problems(exc: ValidationError, index: dict[tuple[Any, ...], int], prefix: tuple[Any, ...] = ()) -> list[str]:
     problems = []
     for err in exc.errors():
-        loc = prefix + tuple(p for p in err["loc"] if not (isinstance(p, str) and p in {"list[ImageSpec]", "ImageFolder"}))
+        loc = prefix + tuple(p for p in err["loc"] if not (isinstance(p, str) and p in {"list[ImageSpec]", "ImageFolder", "ShapesImages"}))
         hint = ""
         if err["type"] == "extra_forbidden":
             model = _model_at(loc) if not prefix else None
@@ -354,6 +369,26 @@ def _design_problems(spec: StudySpec, index: dict[tuple[Any, ...], int], manifes
     elif spec.stimuli.source == "synthetic" and spec.stimuli.n_images < spec.trials + spec.practice.trials:
         problems.append(_fmt(index, ("stimuli", "n_images"),
                              f"need at least {spec.trials + spec.practice.trials} images (trials + practice)"))
+    elif spec.stimuli.source == "engine":
+        problems += _engine_problems(spec, index)
+    return problems
+
+
+def _engine_problems(spec: StudySpec, index: dict[tuple[Any, ...], int]) -> list[str]:
+    """Checks of an engine-built stimulus set that need no model (the build checks the rest)."""
+    problems = []
+    needed = spec.trials + spec.practice.trials
+    if spec.images is None:
+        problems.append(_fmt(index, ("images",), "stimuli.source 'engine' needs images: a list of files, "
+                             "{folder: DIR} or {shapes: N} (Shapes-world scenes)"))
+    elif isinstance(spec.images, ShapesImages) and spec.images.shapes < needed:
+        problems.append(_fmt(index, ("images", "shapes"), f"need at least {needed} scenes (trials + practice)"))
+    elif isinstance(spec.images, list) and len(spec.images) < needed:
+        problems.append(_fmt(index, ("images",), f"need at least {needed} images (trials + practice)"))
+    for key in spec.stimuli.params:
+        if key not in spec.methods:
+            problems.append(_fmt(index, ("stimuli", "params", key), f"{key!r} is not one of the study's methods",
+                                 _suggest(key, spec.methods)))
     return problems
 
 

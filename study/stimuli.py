@@ -16,7 +16,9 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import os
 import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -208,33 +210,95 @@ def build_synthetic_stimuli(folder: str | Path, image_ids: list[str], concepts: 
     return writer.finish()
 
 
+DEFAULT_MODEL = "shapes-world"   # the bundled toy CLIP: meaningful maps offline
+REAL_DEFAULT_TAG = "openai"
+
+
+def resolve_model(name: str | None = None, pretrained: str | None = None) -> tuple[str, str]:
+    """The model a stimulus build uses: `name`/`pretrained` when given, else ``$CONVIS_MODEL`` /
+    ``$CONVIS_PRETRAINED`` (real CLIP weights configured by the operator), else the bundled
+    Shapes-world toy model. ``pretrained`` defaults to ``bundled`` for shapes-world, else ``openai``."""
+    name = name or os.environ.get("CONVIS_MODEL") or DEFAULT_MODEL
+    if pretrained is None:
+        pretrained = os.environ.get("CONVIS_PRETRAINED") if os.environ.get("CONVIS_MODEL") == name else None
+    if pretrained is None:
+        pretrained = "bundled" if name == DEFAULT_MODEL else REAL_DEFAULT_TAG
+    return name, pretrained
+
+
+Progress = Callable[[int, int, str], None]
+
+
 def build_engine_stimuli(folder: str | Path, images: dict[str, dict[str, Any]], concepts: list[str],
-                         methods: list[str], model_name: str, pretrained: str | None = None,
-                         style: str = "whitefade") -> Manifest:
+                         methods: list[str], model_name: str | None = None, pretrained: str | None = None,
+                         style: str = "whitefade", bank: str = "all",
+                         params: dict[str, dict[str, Any]] | None = None, model: Any = None,
+                         progress: Progress | None = None) -> Manifest:
     """Render every (image, concept, method) with `convis_core` and write a stimulus folder.
 
-    `images` maps image id -> {"path": file, "label": optional str, "boxes": optional list}.
-    Ground truth per image is `convis_core.concept_scores` over all `concepts`. Maps from a model
-    with random weights carry ``random_weights`` in the manifest. Returns the written `Manifest`.
+    `images` maps image id -> {"path": file} or {"image": PIL image}, plus optional "label" and
+    "boxes". `methods` are `convis_core` method names or aliases (the stimulus keeps the name used
+    here); `params` gives per-method engine parameters and `bank` the ConVis concept bank. Ground
+    truth per image is `convis_core.concept_scores` over all `concepts`. The model is `model` (an
+    already loaded `convis_core.ClipModel`) or `load_model(*resolve_model(model_name, pretrained))`.
+    The manifest records the model identity and carries ``random_weights`` when the model had
+    random weights. Engine errors become `StimulusError`s naming the image, concept and method.
+    Returns the written `Manifest`.
     """
-    from PIL import Image
+    import convis_core
+    from convis_core import ConvisError, concept_scores, explain, load_image, load_model, render_png
 
-    from convis_core import concept_scores, explain, load_model, render_png
-
-    model = load_model(model_name) if pretrained is None else load_model(model_name, pretrained=pretrained)
-    writer = StimulusWriter(folder, ModelInfo(name=model_name, pretrained=pretrained), style=style)
-    random_weights = False
-    for image_id, info in images.items():
-        image = Image.open(info["path"]).convert("RGB")
+    params = params or {}
+    unknown = [m for m in methods if m not in convis_core.REGISTRY and m not in _engine_aliases()]
+    if unknown:
+        raise StimulusError(f"unknown engine method(s) {unknown}; convis_core has: {', '.join(convis_core.REGISTRY)}")
+    stray = sorted(set(params) - set(methods))
+    if stray:
+        raise StimulusError(f"parameters given for {stray}, which are not among the methods {methods}")
+    if model is None:
+        name, weights = resolve_model(model_name, pretrained)
+        try:
+            model = load_model(name, weights)
+        except (ConvisError, RuntimeError, ValueError, AssertionError, OSError) as exc:  # open_clip's own checks
+            raise StimulusError(f"cannot load model {name!r} ({weights}): {exc}") from None
+    identity = dict(model.identity)
+    identity.pop("device", None)  # where it ran is not what it is: keep the manifest hash portable
+    name = str(identity.pop("model"))
+    info = ModelInfo(**identity, name=name, bank=bank)
+    writer = StimulusWriter(folder, info, style=style)
+    random_weights = bool(model.random_weights)
+    for n, (image_id, spec) in enumerate(images.items()):
+        if progress:
+            progress(n, len(images), image_id)
+        source = spec["image"] if "image" in spec else spec["path"]
+        try:
+            loaded = load_image(source)
+        except ConvisError as exc:
+            raise StimulusError(f"image {image_id!r}: {exc}") from None
         buf = io.BytesIO()
-        image.save(buf, format="PNG")
-        scores = {k: float(v) for k, v in concept_scores(model, image, list(concepts)).items()}
-        writer.add_image(image_id, buf.getvalue(), scores, label=info.get("label"), boxes=info.get("boxes"))
+        loaded.original.save(buf, format="PNG")
+        try:
+            scores = {k: float(v) for k, v in concept_scores(model, loaded, list(concepts)).items()}
+        except ConvisError as exc:
+            raise StimulusError(f"image {image_id!r}: model scores: {exc}") from None
+        writer.add_image(image_id, buf.getvalue(), scores, label=spec.get("label"), boxes=spec.get("boxes"))
         for concept in concepts:
             for method in methods:
-                res = explain(model, image, concept, method=method)
-                meta = dict(res.meta)
+                try:
+                    res = explain(model, loaded, concept, method=method, bank=bank, **params.get(method, {}))
+                except ConvisError as exc:
+                    raise StimulusError(f"image {image_id!r}, concept {concept!r}, method {method!r}: {exc}") from None
+                meta = json.loads(res.metadata_json())
+                meta.pop("timings", None)  # wall-clock noise: equal inputs give equal files
                 random_weights = random_weights or bool(meta.get("random_weights", False))
-                writer.add_stimulus(image_id, concept, method, render_png(res, image, style=style), meta)
+                writer.add_stimulus(image_id, concept, method, render_png(res, loaded.original, style=style), meta)
+    if progress:
+        progress(len(images), len(images), "")
     writer.model.random_weights = random_weights
     return writer.finish()
+
+
+def _engine_aliases() -> set[str]:
+    from convis_core.methods import ALIASES
+
+    return set(ALIASES)

@@ -17,8 +17,14 @@ from study.design import build_items
 from study.errors import NotFound, StimulusError
 from study.models import Study, StudyVersion
 from study.protocols.base import Item
-from study.spec import StudySpec, config_sha256, load_spec
-from study.stimuli import Manifest, build_engine_stimuli, build_synthetic_stimuli, load_manifest
+from study.spec import ShapesImages, StudySpec, config_sha256, load_spec
+from study.stimuli import (
+    Manifest,
+    Progress,
+    build_engine_stimuli,
+    build_synthetic_stimuli,
+    load_manifest,
+)
 
 
 def utcnow() -> datetime:
@@ -43,8 +49,11 @@ class VersionInfo:
     created: bool = False  # True if `launch` created it just now
 
 
-def build_stimuli(spec: StudySpec, force: bool = False) -> Manifest:
-    """Build the spec's stimulus folder (synthetic, or with `convis_core`) unless it exists."""
+def build_stimuli(spec: StudySpec, force: bool = False, progress: Progress | None = None) -> Manifest:
+    """Build the spec's stimulus folder unless it exists (or `force`): synthetic demo stimuli, or
+    maps rendered by `convis_core` (``stimuli.source: engine``) on the spec's images. The model is
+    `stimuli.model`/`pretrained`, else `study.stimuli.resolve_model`'s default (real CLIP weights
+    configured through ``$CONVIS_MODEL``, else the bundled Shapes-world toy model)."""
     folder = spec.stimuli_dir()
     if (folder / "manifest.json").is_file() and not force:
         return load_manifest(folder)
@@ -52,23 +61,48 @@ def build_stimuli(spec: StudySpec, force: bool = False) -> Manifest:
     if spec.stimuli.source == "synthetic":
         ids = [f"img{i:03d}" for i in range(n)]
         return build_synthetic_stimuli(folder, ids, spec.concepts, spec.methods, seed=spec.stimuli.seed)
-    images = _spec_images(spec)
-    return build_engine_stimuli(folder, images, spec.concepts, spec.methods, spec.stimuli.model,
-                                spec.stimuli.pretrained, spec.stimuli.style)
+    st = spec.stimuli
+    return build_engine_stimuli(folder, spec_images(spec), spec.concepts, spec.methods, st.model, st.pretrained,
+                                st.style, bank=st.bank, params=st.params, progress=progress)
 
 
-def _spec_images(spec: StudySpec) -> dict[str, dict[str, Any]]:
+def spec_images(spec: StudySpec) -> dict[str, dict[str, Any]]:
+    """The spec's images as `build_engine_stimuli` takes them: files, a folder, or Shapes scenes."""
     base = Path(spec.base_dir or ".")
     if spec.images is None:
-        raise StimulusError("stimuli.source 'engine' needs an `images` list or folder in the spec")
+        raise StimulusError("stimuli.source 'engine' needs an `images` list, folder or {shapes: N} in the spec")
     if isinstance(spec.images, list):
         return {im.id or Path(im.file).stem: {"path": base / im.file, "label": im.label,
                                               "boxes": [list(b) for b in im.boxes]} for im in spec.images}
+    if isinstance(spec.images, ShapesImages):
+        return _shapes_images(spec.images, spec.concepts)
     folder = base / spec.images.folder
+    if not folder.is_dir():
+        raise StimulusError(f"image folder {folder} does not exist")
     files = sorted(p for p in folder.iterdir() if p.suffix.lower() in {".png", ".jpg", ".jpeg", ".webp"})
     if not files:
         raise StimulusError(f"no images in {folder}")
     return {p.stem: {"path": p} for p in files}
+
+
+def _shapes_images(cfg: ShapesImages, concepts: list[str]) -> dict[str, dict[str, Any]]:
+    """Shapes-world scenes (held-out ids by default) with their objects as label and boxes."""
+    from convis_core.shapes import ALL_CONCEPTS, TEST_ID_START, render_scene
+
+    pool = cfg.pool or [c for c in concepts if c in ALL_CONCEPTS] or list(ALL_CONCEPTS)
+    bad = [c for c in pool if c not in ALL_CONCEPTS]
+    if bad:
+        raise StimulusError(f"images.pool: {bad} are not Shapes-world concepts ({', '.join(ALL_CONCEPTS)})")
+    if cfg.n_objects is not None and cfg.n_objects > len(pool):
+        raise StimulusError(f"images.n_objects {cfg.n_objects} > {len(pool)} concepts in the pool")
+    first = TEST_ID_START if cfg.first_id is None else cfg.first_id
+    out: dict[str, dict[str, Any]] = {}
+    for scene_id in range(first, first + cfg.shapes):
+        n = cfg.n_objects if cfg.n_objects is not None else min(len(pool), 1 + scene_id % 4)
+        scene = render_scene(scene_id, n_objects=n, pool=pool)
+        out[f"scene{scene_id}"] = {"image": scene.image, "label": ", ".join(scene.synsets),
+                                   "boxes": [[float(v) for v in o.box] for o in scene.objects]}
+    return out
 
 
 def launch(db: Database, spec_or_path: StudySpec | str | Path, build: bool = True) -> VersionInfo:
