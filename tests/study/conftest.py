@@ -3,19 +3,16 @@
 from __future__ import annotations
 
 import secrets
-import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import psycopg
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the repo root, for `import study`
 import pytest
 import yaml
 
-from study import db as dbmod  # noqa: E402
-from study.stimuli import build_synthetic_stimuli  # noqa: E402
+from study import db as dbmod
+from study.stimuli import build_synthetic_stimuli
 
 PG_ADMIN = "host=127.0.0.1 port=5432 user=postgres dbname=test"
 CONCEPTS = ["dog.n.01", "cat.n.01", "car.n.01", "tree.n.01", "house.n.01"]

@@ -24,7 +24,7 @@ from study.models import Participant, Response, Step
 from study.versions import launch
 
 ROOT = Path(__file__).resolve().parents[2]
-N_PROCS, N_BOTS, N_TRIALS, N_RACE = 4, 9, 8, 6
+N_PROCS, N_BOTS, N_TRIALS, N_RACE = 4, 6, 6, 4
 
 
 def _spawn(db: Database, slug: str, seed: int, n: int, *extra: str) -> subprocess.Popen[str]:
