@@ -3,15 +3,11 @@
 Importing this package registers every method; add a module and import it here.
 """
 
-from . import (  # noqa: F401  (the baselines register themselves)
-    attention_relevance,
-    baselines,
-    convis_methods,  # noqa: F401  (registers convis_grid, convis_stochastic)
-    gradcam,
-    occlusion,
-    patch_similarity,
-    rise,
-)
+# isort: off
+# Import order is registry order (what pages and the CLI list): ConVis, then the baselines.
+from . import convis_methods  # noqa: F401  (registers convis_grid, convis_stochastic)
+from . import gradcam, attention_relevance, rise, occlusion, patch_similarity, baselines  # noqa: F401
+# isort: on
 from .base import (
     ALIASES,
     REGISTRY,
