@@ -144,11 +144,15 @@ class ConVisEngine:
     _crops: _LRU = field(default_factory=lambda: _LRU(8))
     _index: _LRU = field(default_factory=lambda: _LRU(2))
     _single: dict = field(default_factory=dict)
+    _text: np.ndarray | None = None
 
     # ------------------------------------------------------------------------------- texts
     @property
     def text_embeddings(self) -> np.ndarray:
-        return bank_embeddings(self.model, self.bank, use_cache=self.disk_cache)
+        """The bank's embeddings (computed once per engine; on disk too with ``disk_cache``)."""
+        if self._text is None:
+            self._text = bank_embeddings(self.model, self.bank, use_cache=self.disk_cache)
+        return self._text
 
     # ------------------------------------------------------------------------------- crops
     def crops(self, image: LoadedImage, params: GridParams, progress: Progress | None = None) -> CropSet:

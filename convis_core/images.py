@@ -123,6 +123,8 @@ def open_image(source: ImageInput) -> Image.Image:
                 if not data:
                     raise InvalidImageError("the image file is empty")
                 im = Image.open(io.BytesIO(data))
+        except Image.DecompressionBombError as e:
+            raise InvalidImageError(f"image is too large: {e}") from e
         except UnidentifiedImageError as e:
             raise InvalidImageError("not an image file, or a format Pillow cannot read") from e
         except OSError as e:

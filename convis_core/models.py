@@ -313,7 +313,7 @@ def load_model(
         model, _, preprocess = open_clip.create_model_and_transforms(
             name, pretrained=None if random else source, device=dev
         )
-    except RuntimeError as e:  # a checkpoint that does not fit the architecture
+    except (RuntimeError, ValueError, KeyError, AssertionError) as e:  # a checkpoint that does not fit
         raise WeightsUnavailableError(f"could not load weights '{pretrained}' into '{name}': {str(e).splitlines()[0]}") from e
     if not random and Path(str(source)).suffix == ".safetensors":
         model = model.float()

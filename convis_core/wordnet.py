@@ -140,8 +140,13 @@ class NounGraph:
         if key in li:
             return [self.names[i] for i in self.search(word, k)]
         hits: list[str] = []
-        for w in difflib.get_close_matches(key, li.keys(), n=k, cutoff=0.7):
-            hits += [self.names[i] for i in li[w][:2] if self.names[i] not in hits]
+        pool = [w for w in li if w[:1] == key[:1] and abs(len(w) - len(key)) <= 2] if key else []
+
+        def score(w: str) -> float:  # spelling similarity, with typos that swap letters forgiven
+            return difflib.SequenceMatcher(None, key, w).ratio() + (0.3 if sorted(w) == sorted(key) else 0.0)
+
+        for w in sorted((w for w in pool if score(w) >= 0.6), key=lambda w: (-score(w), w))[:k]:
+            hits += [self.names[i] for i in self.search(w, 2) if self.names[i] not in hits]
         hits += [self.names[i] for i in self.search(word, k) if self.names[i] not in hits]
         return hits[:k]
 

@@ -70,7 +70,8 @@ def test_modes_become_rgb(mode):
     if mode == "I;16":
         a = np.zeros((40, 60), dtype=np.uint16)
         a[:, 30:] = 65535
-        im = Image.fromarray(a, mode="I;16")
+        im = Image.fromarray(a)
+        assert im.mode == "I;16"
     elif mode in ("I", "F"):
         im = Image.fromarray(np.where(np.arange(60) >= 30, 4000, 0).repeat(40).reshape(60, 40).T.astype(
             np.int32 if mode == "I" else np.float32))
@@ -92,7 +93,7 @@ def test_transparency_over_white():
 def test_sixteen_bit_png_file(tmp_path):
     a = (np.linspace(0, 65535, 64 * 64).reshape(64, 64)).astype(np.uint16)
     path = tmp_path / "deep.png"
-    Image.fromarray(a, mode="I;16").save(path)
+    Image.fromarray(a).save(path)
     px = load_image(path).pixels
     assert px[0, 0, 0] < 10 and px[-1, -1, 0] > 245
 

@@ -39,7 +39,7 @@ def test_png_deterministic_and_styles():
         a, b = render_png(r, img, style=style), render_png(r, img, style=style)
         assert a == b
         assert Image.open(io.BytesIO(a)).size == (160, 120)
-    with_contour = np.asarray(render(r, img, style="heatmap", contour=0.9))
+    with_contour = np.asarray(render(r, img, style="heatmap", contour=0.5))
     assert (with_contour == [255, 64, 0]).all(axis=2).any()
     with pytest.raises(ValueError):
         render(r, img, style="jet")
@@ -66,8 +66,20 @@ def test_cli_explain_and_errors(tmp_path, chelsea):
     assert bad.returncode == 2
     last = bad.stderr.strip().splitlines()[-1]
     assert last.startswith("error: unknown WordNet noun synset 'cat.n.77'")
-    notimg = run_cli("explain", __file__, "cat.n.01", "--out", str(out), "--model", "convis-tiny")
-    assert notimg.returncode == 2 and "not an image" in notimg.stderr
-    top = run_cli("concepts", str(src), "--top", "3", "--json", "--model", "convis-tiny", "--bank", "subtree=animal.n.01")
-    assert top.returncode == 0, top.stderr
-    assert len(json.loads(top.stdout)) == 3
+
+
+def test_cli_in_process(tmp_path, chelsea, capsys):
+    """The same entry point without a new interpreter: bad files, bad arguments, concepts."""
+    from convis_core.cli import main
+
+    src = tmp_path / "cat.png"
+    chelsea.save(src)
+    assert main(["explain", __file__, "cat.n.01", "--out", str(tmp_path / "x.npy"), "--model", "convis-tiny"]) == 2
+    assert "not an image" in capsys.readouterr().err
+    assert main(["explain", str(src), "cat.n.01", "--out", str(tmp_path / "x.npy"), "--model", "convis-tiny",
+                 "--bank", "subtree=animal.n.01", "--param", "stride"]) == 2
+    assert "KEY=VALUE" in capsys.readouterr().err
+    assert main(["concepts", str(src), "--top", "3", "--json", "--model", "convis-tiny",
+                 "--bank", "subtree=animal.n.01"]) == 0
+    assert len(json.loads(capsys.readouterr().out)) == 3
+    assert main(["concepts", str(src), "--region", "0,0,1", "--model", "convis-tiny", "--bank", "subtree=animal.n.01"]) == 2

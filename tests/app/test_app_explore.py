@@ -1,0 +1,34 @@
+"""Smoke test of the Explore page through Streamlit's AppTest (real engine, tiny random model)."""
+
+from __future__ import annotations
+
+from streamlit.testing.v1 import AppTest
+
+
+def test_explore_page_explains_and_warns_about_random_weights():
+    at = AppTest.from_file("app.py", default_timeout=300)
+    at.run()
+    assert not at.exception
+    at.sidebar.selectbox(key="explore_model").select("Tiny model, RANDOM weights (plumbing only)")
+    at.sidebar.selectbox(key="explore_bank").select("subtree=plane_figure.n.01")
+    at.run()
+    assert any("RANDOM WEIGHTS" in e.value for e in at.error), "random weights must be flagged on screen"
+    at.text_input(key="explore_word").input("circle")
+    at.run()
+    sense = at.selectbox(key="explore_sense")
+    assert sense.value.startswith("circle.n.01")
+    at.button(key="explore_go").click()
+    at.run()
+    assert not at.exception
+    assert at.session_state["explore_result"].meta["concept"] == "circle.n.01"
+    assert at.session_state["explore_result"].meta["random_weights"] is True
+
+
+def test_explore_page_rejects_unknown_words_and_bad_uploads():
+    at = AppTest.from_file("app.py", default_timeout=300)
+    at.run()
+    at.sidebar.selectbox(key="explore_model").select("Tiny model, RANDOM weights (plumbing only)")
+    at.text_input(key="explore_word").input("qwxzzy")
+    at.run()
+    assert not at.exception
+    assert any("No WordNet noun matches" in w.value for w in at.warning)
