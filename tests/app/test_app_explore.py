@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from streamlit.testing.v1 import AppTest
+
+APP = str(Path(__file__).resolve().parents[2] / "app.py")
 
 
 def test_explore_page_explains_and_warns_about_random_weights():
-    at = AppTest.from_file("app.py", default_timeout=300)
+    at = AppTest.from_file(APP, default_timeout=300)
     at.run()
     assert not at.exception
     at.sidebar.selectbox(key="explore_model").select("Tiny model, RANDOM weights (plumbing only)")
@@ -25,9 +29,10 @@ def test_explore_page_explains_and_warns_about_random_weights():
 
 
 def test_explore_page_rejects_unknown_words_and_bad_uploads():
-    at = AppTest.from_file("app.py", default_timeout=300)
+    at = AppTest.from_file(APP, default_timeout=300)
     at.run()
     at.sidebar.selectbox(key="explore_model").select("Tiny model, RANDOM weights (plumbing only)")
+    at.run()
     at.text_input(key="explore_word").input("qwxzzy")
     at.run()
     assert not at.exception
