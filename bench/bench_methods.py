@@ -74,7 +74,9 @@ def main() -> None:
 
     print(f"\nTime per map, {a.model} ({'random weights' if model.random_weights else a.pretrained}) on "
           f"{model.device}, torch {torch.__version__}, {torch.get_num_threads()} threads, one run")
-    print(f"bank {a.bank} text embedding (one-off, cached): {bank_s:.1f} s\n")
+    print(f"bank {a.bank} text embedding (one-off, cached): {bank_s:.1f} s")
+    print(f"load average (1/5/15 min) at the end: {' '.join(f'{x:.1f}' for x in os.getloadavg())}"
+          " - other processes on the machine inflate these times\n")
     print(f"{'method':22s} {'seconds':>9s}  note")
     for r in rows:
         s = "      n/a" if r["seconds"] is None else f"{r['seconds']:9.2f}"
@@ -83,7 +85,7 @@ def main() -> None:
         "model": a.model, "pretrained": a.pretrained, "random_weights": model.random_weights,
         "device": str(model.device), "threads": torch.get_num_threads(), "cpu_count": os.cpu_count(),
         "machine": platform.machine(), "torch": torch.__version__, "bank": a.bank,
-        "bank_embedding_s": bank_s, "methods": rows, "time": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        "bank_embedding_s": bank_s, "methods": rows, "load_average_end": os.getloadavg(), "time": time.strftime("%Y-%m-%dT%H:%M:%S"),
     }
     path = Path(a.json)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -21,7 +21,7 @@ from convis_core.result import normalise
 from .conftest import context, half_image, half_model, lean
 
 MODEL_METHODS = ("gradcam", "attention_relevance", "rise", "occlusion", "patch_similarity")
-SETTINGS = {"rise": {"n_masks": 300}}
+SETTINGS = {"rise": {"n_masks": 300}, "occlusion": {"stride": 32}}  # default grid: see the occlusion test
 MARGIN = {"rise": 0.05}  # Monte-Carlo noise; uncentred RISE scores ~0.01 here, a flipped map < 0
 
 
@@ -39,8 +39,9 @@ def test_map_leans_to_the_half_that_carries_the_signal(hand_built, name: str, si
 
 @pytest.mark.parametrize("name", ["gradcam", "rise", "occlusion", "patch_similarity"])
 def test_resnet_maps_lean_to_the_signal(tiny_rn, name: str) -> None:
+    fast = {"rise": {"n_masks": 150}, "occlusion": {"stride": 48}}
     for side in ("left", "bottom"):
-        r = get_method(name).explain(context(tiny_rn, half_image(11, side)), **SETTINGS.get(name, {}))
+        r = get_method(name).explain(context(tiny_rn, half_image(11, side)), **fast.get(name, {}))
         assert lean(r.map, side) > 0.2, (name, side, lean(r.map, side))
 
 

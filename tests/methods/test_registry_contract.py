@@ -14,7 +14,7 @@ from .conftest import context, half_image
 # the per-method tests and the bench.
 FAST: dict[str, dict] = {
     "convis_grid": {"stride": 48},
-    "convis_stochastic": {"iterations": 24, "switch_at": 12, "restart_every": 8},
+    "convis_stochastic": {"iterations": 12, "switch_at": 6, "restart_every": 4},
     "rise": {"n_masks": 48},
     "occlusion": {"stride": 48},
 }
