@@ -65,7 +65,9 @@ class TrainConfig:
     lr: float = 2e-3
     weight_decay: float = 0.05
     warmup: int = 100
-    init_logit_scale: float = 10.0
+    init_logit_scale: float = 20.0
+    anchor_weight: float = 1.0
+    anchor_scale: float = 20.0
     max_logit_scale: float = 100.0
     num_workers: int = 1
     threads: int = 2
@@ -360,6 +362,41 @@ def contrastive_loss(
     return loss, {"i2t": float(i2t.detach()), "t2i": float(t2i.detach()), "view_acc": acc}
 
 
+def prototypes(k: int, dim: int, seed: int) -> torch.Tensor:
+    """``k`` fixed orthonormal anchor directions (one per concept, plus background), seeded."""
+    g = torch.Generator().manual_seed(seed + 12345)
+    q, _ = torch.linalg.qr(torch.randn(dim, k, generator=g))
+    return q.T.contiguous()
+
+
+def anchor_loss(
+    img: torch.Tensor, ct_emb: dict[str, torch.Tensor], ct: ClassTokens, vis: torch.Tensor,
+    protos: torch.Tensor, scale: float,
+) -> torch.Tensor:
+    """Pin images and class texts to fixed orthonormal anchors (one per concept + background).
+
+    Images: cross-entropy against the anchors with a soft target spread over the fully visible
+    objects (background anchor for views without objects; half-visible objects masked out).
+    Texts: each class definition and lemma to its concept's anchor, background texts to theirs.
+    With both towers pulled to the same orthonormal points from the first step, the class texts
+    cannot collapse and the image tower learns as fast as a classifier; the contrastive loss
+    keeps the rest of WordNet away from them.
+    """
+    k = vis.shape[1]
+    full, present = vis >= FULL_VIS, vis > ABSENT_VIS
+    bgv = ~present.any(dim=1, keepdim=True)
+    target = torch.cat([full, bgv], dim=1).float()
+    ignore = torch.cat([present & ~full, torch.zeros_like(bgv)], dim=1)
+    rows = target.sum(dim=1) > 0
+    logits = (scale * img @ protos.T).masked_fill(ignore, torch.finfo(img.dtype).min)
+    tgt = target[rows] / target[rows].sum(dim=1, keepdim=True)
+    l_img = -(tgt * F.log_softmax(logits[rows], dim=1)).sum(dim=1).mean()
+    texts = torch.cat([ct_emb["defs"], ct_emb["lemmas"], ct_emb["bg"]])
+    owner = torch.cat([torch.arange(k), ct.lemma_owner, torch.full((len(ct_emb["bg"]),), k)])
+    l_txt = F.cross_entropy(scale * texts @ protos.T, owner)
+    return l_img + l_txt
+
+
 def embed_step_texts(
     model: torch.nn.Module, ct: ClassTokens, neg_defs: torch.Tensor, neg_lemmas: torch.Tensor
 ) -> dict[str, torch.Tensor]:
@@ -474,6 +511,7 @@ def train(cfg: TrainConfig, out_dir: Path, weights_path: Path | None = None, pro
         t = (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup)
         return cfg.lr * 0.5 * (1 + math.cos(math.pi * t))
 
+    protos = prototypes(len(ALL_CONCEPTS) + 1, int(model.text_projection.shape[1]), cfg.seed)
     rows: list[dict] = []
     ema: dict[str, float] = {}
     bar = tqdm(loader, total=cfg.steps, disable=not progress, desc="shapes-world", dynamic_ncols=True)
@@ -488,13 +526,17 @@ def train(cfg: TrainConfig, out_dir: Path, weights_path: Path | None = None, pro
         img = F.normalize(model.encode_image(batch["pixels"]), dim=-1)
         emb = embed_step_texts(model, ct, batch["neg_def_tokens"], batch["neg_lemma_tokens"])
         loss, stats = contrastive_loss(img, emb, ct, batch["vis"], model.logit_scale.exp())
+        if cfg.anchor_weight:
+            anchor = anchor_loss(img, emb, ct, batch["vis"], protos, cfg.anchor_scale)
+            stats["anchor"] = float(anchor.detach())
+            loss = loss + cfg.anchor_weight * anchor
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
         opt.step()
         with torch.no_grad():
             model.logit_scale.clamp_(0, math.log(cfg.max_logit_scale))
-        for key, val in [("loss", float(loss)), *stats.items()]:
+        for key, val in [("loss", float(loss.detach())), *stats.items()]:
             if not math.isnan(val):
                 ema[key] = val if key not in ema else 0.95 * ema[key] + 0.05 * val
         row = {"step": step + 1, "time_s": round(time.time() - t_start, 1), **{k: round(v, 4) for k, v in ema.items()},
