@@ -136,17 +136,15 @@ def build_bank(spec: BankSpec | str, mode: str = "definitions") -> ConceptBank:
     elif spec.kind == "subtree":
         syn = g.subtree(g.lookup(spec.arg))
     else:
-        from .wordnet import _wordnet
-
-        wn = _wordnet()
         chosen: set[int] = set()
         missing = []
         for word in _read_words(spec.arg):
-            found = wn.synsets(word.replace(" ", "_"), pos="n")
+            key = word.strip().lower().replace(" ", "_")
+            found = [i for base in g.base_forms(key) for i in g.senses[base]]
             if not found:
                 missing.append(word)
-            for s in found:
-                chosen.update(g.ancestors(g.index[s.name()]).tolist())
+            for i in found:
+                chosen.update(g.ancestors(i).tolist())
         if not chosen:
             raise ConvisError(f"no word of the list '{spec.arg}' is a WordNet noun")
         syn = np.array(sorted(chosen), dtype=np.int64)

@@ -12,6 +12,7 @@ import json
 import re
 from dataclasses import dataclass
 from functools import lru_cache
+from pathlib import Path
 
 import numpy as np
 
@@ -19,7 +20,10 @@ from .errors import ConvisError, UnknownConceptError
 from .paths import atomic_write_bytes, cache_dir, data_dir
 
 NAME_RE = re.compile(r"^[^\s.]+(?:\.[^\s.]+)*\.([nvasr])\.(\d{2,3})$")
-GRAPH_VERSION = 1
+GRAPH_VERSION = 2
+#: WordNet's detachment rules for nouns (morphy), applied after the exception list.
+NOUN_RULES = (("s", ""), ("ses", "s"), ("xes", "x"), ("zes", "z"), ("ches", "ch"), ("shes", "sh"),
+              ("men", "man"), ("ies", "y"))
 
 
 def _wordnet():
@@ -60,7 +64,8 @@ class NounGraph:
 
     def __init__(self, names: list[str], definitions: list[str], lemmas: list[list[str]],
                  child_ptr: np.ndarray, child_idx: np.ndarray, parent_ptr: np.ndarray,
-                 parent_idx: np.ndarray) -> None:
+                 parent_idx: np.ndarray, senses: dict[str, list[int]] | None = None,
+                 exceptions: dict[str, list[str]] | None = None) -> None:
         self.names = names
         self.definitions = definitions
         self.lemmas = lemmas
@@ -68,6 +73,10 @@ class NounGraph:
         self.parent_ptr, self.parent_idx = parent_ptr, parent_idx
         self.index = {n: i for i, n in enumerate(names)}
         self._lemma_index: dict[str, list[int]] | None = None
+        #: lemma (lower case) -> synset indices in WordNet's sense order (most frequent first)
+        self.senses = senses or {}
+        #: irregular plurals (noun.exc): inflected form -> base forms
+        self.exceptions = exceptions or {}
 
     def __len__(self) -> int:
         return len(self.names)
@@ -88,7 +97,23 @@ class NounGraph:
                 parents[k].append(i)
         cp, ci = _csr(children)
         pp, pi = _csr(parents)
-        return cls(names, [s.definition() for s in syns], [s.lemma_names() for s in syns], cp, ci, pp, pi)
+        root = Path(wn.root.path if hasattr(wn.root, "path") else wn.root)
+        by_offset = {s.offset(): i for i, s in enumerate(syns)}
+        senses: dict[str, list[int]] = {}
+        for line in (root / "index.noun").read_text(encoding="utf-8").splitlines():
+            if line.startswith(" "):
+                continue  # the licence header
+            parts = line.split()
+            n_syn, n_ptr = int(parts[2]), int(parts[3])
+            offsets = parts[4 + n_ptr + 2 : 4 + n_ptr + 2 + n_syn]
+            senses[parts[0].lower()] = [by_offset[int(o)] for o in offsets]
+        exceptions: dict[str, list[str]] = {}
+        for line in (root / "noun.exc").read_text(encoding="utf-8").splitlines():
+            parts = line.split()
+            if len(parts) >= 2:
+                exceptions[parts[0]] = parts[1:]
+        return cls(names, [s.definition() for s in syns], [s.lemma_names() for s in syns], cp, ci, pp, pi,
+                   senses, exceptions)
 
     @classmethod
     def load(cls) -> NounGraph:
@@ -96,12 +121,14 @@ class NounGraph:
         if path.exists():
             z = np.load(path, allow_pickle=False)
             meta = json.loads(bytes(z["meta"]).decode())
-            return cls(meta["names"], meta["definitions"], meta["lemmas"], z["cp"], z["ci"], z["pp"], z["pi"])
+            return cls(meta["names"], meta["definitions"], meta["lemmas"], z["cp"], z["ci"], z["pp"], z["pi"],
+                       meta["senses"], meta["exceptions"])
         g = cls.build()
         import io
 
         buf = io.BytesIO()
-        meta = json.dumps({"names": g.names, "definitions": g.definitions, "lemmas": g.lemmas}).encode()
+        meta = json.dumps({"names": g.names, "definitions": g.definitions, "lemmas": g.lemmas,
+                           "senses": g.senses, "exceptions": g.exceptions}).encode()
         np.savez(buf, meta=np.frombuffer(meta, dtype=np.uint8), cp=g.child_ptr, ci=g.child_idx,
                  pp=g.parent_ptr, pi=g.parent_idx)
         atomic_write_bytes(path, buf.getvalue())
@@ -169,11 +196,8 @@ class NounGraph:
         if not word or len(word) > 100:
             return []
         out: list[int] = []
-        try:
-            for s in _wordnet().synsets(word, pos="n"):
-                out.append(self.index[s.name()])
-        except (ValueError, KeyError):
-            pass
+        for base in self.base_forms(word):
+            out += [i for i in self.senses.get(base, []) if i not in out]
         if len(out) < k:
             for lemma, idx in self.lemma_index().items():
                 if lemma.startswith(word) and lemma != word:
@@ -181,6 +205,12 @@ class NounGraph:
                 if len(out) >= 4 * k:
                     break
         return out[:k]
+
+    def base_forms(self, word: str) -> list[str]:
+        """The word and its uninflected noun forms that are WordNet lemmas (WordNet's morphy)."""
+        forms = [word] + self.exceptions.get(word, [])
+        forms += [word[: -len(suf)] + rep for suf, rep in NOUN_RULES if word.endswith(suf) and len(word) > len(suf)]
+        return [f for f in dict.fromkeys(forms) if f in self.senses]
 
     def subtree(self, root: int) -> np.ndarray:
         """Sorted indices of ``root`` and every synset below it (transitive hyponyms)."""

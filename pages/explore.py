@@ -8,7 +8,40 @@ import convis_core as cc
 from convis_core.models import default_model_choice
 
 SAMPLES = {"Cat (chelsea)": "chelsea", "Astronaut": "astronaut", "Coffee": "coffee", "Rocket": "rocket"}
+BANKS = ["all", "words=coco80", "subtree=physical_entity.n.01", "subtree=plane_figure.n.01"]
 P = "explore_"  # session-state prefix of this page
+
+
+def apply_query_params() -> None:
+    """Seed the widgets once from a shareable URL (?sample=&word=&bank=&method=&mode=).
+
+    Unknown or malformed values are ignored with a visible note; nothing else changes.
+    """
+    if st.session_state.get(P + "qp_done"):
+        return
+    st.session_state[P + "qp_done"] = True
+    qp = st.query_params
+    allowed = {
+        "sample": ({v: k for k, v in SAMPLES.items()}, P + "sample"),
+        "bank": ({b: b for b in BANKS}, P + "bank"),
+        "method": ({n: m.label for n, m in cc.REGISTRY.items()}, P + "method"),
+        "mode": ({"definitions": "definitions", "lemmas": "lemmas"}, P + "mode"),
+    }
+    ignored = []
+    for name, (values, key) in allowed.items():
+        if name in qp:
+            if qp[name] in values:
+                st.session_state[key] = values[qp[name]]
+            else:
+                ignored.append(name)
+    if "word" in qp:
+        word = qp["word"]
+        if 0 < len(word) <= 100 and all(c.isalnum() or c in " ._-'" for c in word):
+            st.session_state[P + "word"] = word
+        else:
+            ignored.append("word")
+    if ignored:
+        st.session_state[P + "qp_ignored"] = ignored
 
 
 @st.cache_resource(show_spinner="Loading the model…")
@@ -50,7 +83,7 @@ def sidebar() -> tuple[str, str, str, str, str, int]:
     method = methods[st.sidebar.selectbox("Method", list(methods), key=P + "method")]
     bank = st.sidebar.selectbox(
         "Concept bank (ranks are counted over it)",
-        ["all", "words=coco80", "subtree=physical_entity.n.01", "subtree=plane_figure.n.01"],
+        BANKS,
         key=P + "bank",
         help="all = the 82,115 WordNet nouns (the first use per model embeds them once, then it is cached)",
     )
@@ -68,7 +101,8 @@ def image_picker() -> bytes | None:
 
 
 def concept_picker() -> str | None:
-    word = st.text_input("Concept (a word, or a synset name such as dog.n.01)", "cat", key=P + "word")
+    st.session_state.setdefault(P + "word", "cat")
+    word = st.text_input("Concept (a word, or a synset name such as dog.n.01)", key=P + "word")
     if not word.strip():
         return None
     g = cc.nouns()
@@ -85,6 +119,9 @@ def concept_picker() -> str | None:
 def main() -> None:
     st.title("ConVis: what does CLIP see of a concept?")
     st.caption("Saliency maps for any WordNet noun concept (Giulivi & Boracchi 2024).")
+    apply_query_params()
+    if st.session_state.get(P + "qp_ignored"):
+        st.info(f"Ignored invalid link parameters: {', '.join(st.session_state[P + 'qp_ignored'])}")
     name, pretrained, method, bank, mode, seed = sidebar()
     try:
         model = model_for(name, pretrained)
