@@ -1,11 +1,23 @@
-"""ConVis ``grid`` and ``stochastic`` as registry entries."""
+"""ConVis ``grid`` and ``stochastic`` as registry entries.
+
+Their parameter models are generated from the engine's own parameter dataclasses, so defaults and
+names live in one place (:class:`~convis_core.convis.GridParams`, ``StochasticParams``).
+"""
 
 from __future__ import annotations
 
+import dataclasses
+import typing
+from typing import Any, ClassVar
+
+from pydantic import create_model
+
 from ..convis import ConVisEngine, GridParams, StochasticParams
+from ..errors import ConvisError
 from .base import ExplainContext, MethodOutput, MethodParams, SaliencyMethod, register
 
 _ENGINES: dict[tuple[str, str], ConVisEngine] = {}
+_KEEP = ("crops", "leaves_in_bank", "timings")
 
 
 def engine_for(ctx: ExplainContext) -> ConVisEngine:
@@ -18,57 +30,43 @@ def engine_for(ctx: ExplainContext) -> ConVisEngine:
     return _ENGINES[key]
 
 
-class GridArgs(MethodParams):
-    box_sizes: tuple[int, ...] = (128, 64)
-    stride: int = 16
-    pad: int = 128
-    seed: int = 0
-    scoring: str = "rank"
+def params_model(dc: type) -> type[MethodParams]:
+    """A pydantic parameter model with the fields, types and defaults of an engine dataclass."""
+    hints = typing.get_type_hints(dc)
+    fields: dict[str, Any] = {f.name: (hints[f.name], f.default) for f in dataclasses.fields(dc)}
+    return create_model(f"{dc.__name__}Args", __base__=MethodParams, **fields)
 
 
-class StochasticArgs(MethodParams):
-    iterations: int = 600
-    box_sizes: tuple[int, int] = (128, 64)
-    switch_at: int = 300
-    restart_every: int = 100
-    step: float = 0.002
-    pad: int = 128
-    seed: int = 0
+class _ConVisMethod(SaliencyMethod):
+    engine_params: ClassVar[type]
+    run: ClassVar[str]
+    uses_bank = True
+
+    def compute(self, ctx: ExplainContext, params: MethodParams) -> MethodOutput:
+        try:
+            p = self.engine_params(**params.model_dump())
+        except ValueError as e:
+            raise ConvisError(f"invalid parameters for {self.name}: {e}") from e
+        r = getattr(engine_for(ctx), self.run)(ctx.image, ctx.concept.name, p, ctx.progress)
+        return MethodOutput(r.map, r.extras, {k: r.meta[k] for k in _KEEP})
 
 
-def _convert(cls, args: MethodParams):
-    try:
-        return cls(**args.model_dump())
-    except ValueError as e:
-        from ..errors import ConvisError
-
-        raise ConvisError(str(e)) from e
-
-
-class ConVisGrid(SaliencyMethod):
+class ConVisGrid(_ConVisMethod):
     name = "convis_grid"
     label = "ConVis (grid)"
     summary = "WordNet-rank saliency over a 2-scale sliding-box grid (Giulivi & Boracchi 2024, Alg. 1)"
-    Params = GridArgs
-    uses_bank = True
-
-    def compute(self, ctx: ExplainContext, params: GridArgs) -> MethodOutput:
-        r = engine_for(ctx).grid(ctx.image, ctx.concept.name, _convert(GridParams, params), ctx.progress)
-        keep = ("crops", "leaves_in_bank", "timings")
-        return MethodOutput(r.map, r.extras, {k: r.meta[k] for k in keep})
+    Params = params_model(GridParams)
+    engine_params = GridParams
+    run = "grid"
 
 
-class ConVisStochastic(SaliencyMethod):
+class ConVisStochastic(_ConVisMethod):
     name = "convis_stochastic"
     label = "ConVis (stochastic)"
     summary = "WordNet-rank saliency from 600 adaptively sampled boxes (Giulivi & Boracchi 2024)"
-    Params = StochasticArgs
-    uses_bank = True
-
-    def compute(self, ctx: ExplainContext, params: StochasticArgs) -> MethodOutput:
-        r = engine_for(ctx).stochastic(ctx.image, ctx.concept.name, _convert(StochasticParams, params), ctx.progress)
-        keep = ("crops", "leaves_in_bank", "timings")
-        return MethodOutput(r.map, r.extras, {k: r.meta[k] for k in keep})
+    Params = params_model(StochasticParams)
+    engine_params = StochasticParams
+    run = "stochastic"
 
 
 register(ConVisGrid, aliases=("grid", "convis"))
