@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -96,6 +97,8 @@ def _method_pointing(model: Any, name: str, n: int) -> dict[str, Any]:
     from convis_core.errors import ConvisError
     from convis_core.metrics import pointing_game
 
+    if n <= 0:
+        return {"supported": False, "reason": "not run (--method-n 0)"}
     reason = get_method(name).unsupported_reason(model)
     if reason:
         return {"supported": False, "reason": reason}
@@ -192,11 +195,15 @@ def evaluate(model_name: str = "shapes-world", pretrained: str = "bundled", n_ze
     model = load_model(model_name, pretrained, device="cpu")
     methods = [m for m in REGISTRY if m != "convis_grid"]
     report: dict[str, Any] = {"model": model.identity, "targets": TARGETS}
-    report["zero_shot"] = zero_shot(model, n_zero_shot)
-    report["pointing_game"] = pointing(model, n_pointing, methods, method_n)
-    report["hypernyms"] = hypernyms(model, n_hypernym)
-    report["cub_style"] = maxboxacc(model, n_cub)
-    report["ood"] = ood(model, ood_per_class)
+    steps = [("zero_shot", lambda: zero_shot(model, n_zero_shot)),
+             ("pointing_game", lambda: pointing(model, n_pointing, methods, method_n)),
+             ("hypernyms", lambda: hypernyms(model, n_hypernym)),
+             ("cub_style", lambda: maxboxacc(model, n_cub)),
+             ("ood", lambda: ood(model, ood_per_class))]
+    for key, run in steps:
+        t = time.time()
+        report[key] = run()
+        print(f"[shapes-eval] {key} done in {time.time() - t:.0f} s", file=sys.stderr, flush=True)
     report["seconds"] = round(time.time() - t0, 1)
     return report
 
