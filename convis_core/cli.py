@@ -33,7 +33,7 @@ class _Bar:
             self.bar.close()
 
 
-def _model(args: argparse.Namespace):
+def model_from_args(args: argparse.Namespace):
     from .models import default_model_choice, load_model
 
     name, pretrained = default_model_choice()
@@ -50,7 +50,7 @@ def _model(args: argparse.Namespace):
     return m
 
 
-def _add_model_args(p: argparse.ArgumentParser) -> None:
+def add_model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", help="open_clip architecture, e.g. ViT-B-32-quickgelu, shapes-world, convis-tiny")
     p.add_argument("--pretrained", help="none | bundled | an open_clip tag (openai) | a checkpoint path")
     p.add_argument("--device", default=None, help="cuda or cpu (default: cuda when present)")
@@ -70,7 +70,7 @@ def cmd_explain(args: argparse.Namespace) -> int:
     from .methods import explain
     from .render import render_png
 
-    model = _model(args)
+    model = model_from_args(args)
     params = {}
     for kv in args.param or []:
         k, sep, v = kv.partition("=")
@@ -100,7 +100,7 @@ def cmd_bank_build(args: argparse.Namespace) -> int:
 
     from .bank import bank_embeddings, bank_is_cached, get_bank
 
-    model = _model(args)
+    model = model_from_args(args)
     bank = get_bank(args.bank, args.text_mode)
     if bank_is_cached(model, bank):
         print(f"bank {bank.spec.name} ({len(bank)} texts) is already built for {model.name}")
@@ -119,7 +119,7 @@ def cmd_bank_build(args: argparse.Namespace) -> int:
 def cmd_concepts(args: argparse.Namespace) -> int:
     from .concepts import top_concepts
 
-    model = _model(args)
+    model = model_from_args(args)
     region = tuple(float(v) for v in args.region.split(",")) if args.region else None
     if region is not None and len(region) != 4:
         raise ConvisError("--region expects x0,y0,x1,y1 as fractions of the image")
@@ -160,14 +160,14 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--method", default="convis_grid", help=f"one of: {', '.join(REGISTRY)} (grid, stochastic)")
     e.add_argument("--seed", type=int, default=None, help="seed of the noise padding / sampler")
     e.add_argument("--param", action="append", help="method parameter KEY=VALUE (JSON values), repeatable")
-    _add_model_args(e)
+    add_model_args(e)
     e.set_defaults(func=cmd_explain)
 
     b = sub.add_parser("bank", help="concept banks")
     bsub = b.add_subparsers(dest="bank_command", required=True)
     bb = bsub.add_parser("build", help="embed a bank's texts and cache them (resumable)")
     bb.add_argument("--batch-size", type=int, default=256)
-    _add_model_args(bb)
+    add_model_args(bb)
     bb.set_defaults(func=cmd_bank_build)
 
     c = sub.add_parser("concepts", help="the concepts CLIP matches best in an image (or a region)")
@@ -175,7 +175,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--top", type=int, default=10)
     c.add_argument("--region", help="x0,y0,x1,y1 as fractions of the image")
     c.add_argument("--json", action="store_true")
-    _add_model_args(c)
+    add_model_args(c)
     c.set_defaults(func=cmd_concepts)
 
     m = sub.add_parser("models", help="list the models this installation can use")

@@ -26,7 +26,7 @@ from .errors import ConvisError, UnsupportedModelError
 
 def add_compare_parser(subparsers: Any) -> argparse.ArgumentParser:
     """Add the ``compare`` subcommand to the CLI's subparsers."""
-    from .cli import _add_model_args
+    from .cli import add_model_args
     from .render import STYLES
 
     c = subparsers.add_parser("compare", help="every method's map of one concept on one image, side by side, with metrics")
@@ -41,7 +41,7 @@ def add_compare_parser(subparsers: Any) -> argparse.ArgumentParser:
                    help="model-randomisation check over the top K layer groups (0: skip, -1: all)")
     c.add_argument("--param", action="append", default=[], metavar="METHOD.KEY=VALUE",
                    help="a method parameter (JSON value), repeatable, e.g. rise.n_masks=500")
-    _add_model_args(c)
+    add_model_args(c)
     c.set_defaults(func=run_compare)
     return c
 
@@ -65,7 +65,7 @@ def _method_params(items: list[str], names: list[str]) -> dict[str, dict[str, An
 
 def run_compare(args: argparse.Namespace) -> int:
     """Run the comparison; returns the exit status (0)."""
-    from .cli import _model
+    from .cli import model_from_args
     from .images import load_image
     from .methods import REGISTRY, ExplainContext, get_method
     from .metrics import deletion_insertion, model_randomisation
@@ -79,7 +79,7 @@ def run_compare(args: argparse.Namespace) -> int:
     params = _method_params(args.param, names)
     image = load_image(args.image)
     concept = nouns().synset(args.synset)
-    model = _model(args)
+    model = model_from_args(args)
     ctx = ExplainContext(model, image, concept, args.bank, args.text_mode, args.prompt)
     out = Path(args.out)
     (out / "maps").mkdir(parents=True, exist_ok=True)

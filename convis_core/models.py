@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import socket
+import threading
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -76,6 +77,9 @@ class ClipModel:
     device: torch.device
     image_size: int
     meta: dict[str, Any] = field(default_factory=dict)
+    #: Held while a method runs: some methods (Grad-CAM, attention relevance) change the model's
+    #: hooks or gradient flags for the duration, and the app shares one model between sessions.
+    lock: threading.RLock = field(default_factory=threading.RLock, repr=False, compare=False)
 
     @property
     def key(self) -> str:

@@ -113,9 +113,10 @@ class SaliencyMethod(ABC):
         reason = self.unsupported_reason(ctx.model)
         if reason:
             raise UnsupportedModelError(f"{self.name} does not support {ctx.model.name}: {reason}")
-        t0 = time.perf_counter()
-        out = self.compute(ctx, params)
-        seconds = time.perf_counter() - t0
+        with ctx.model.lock:  # methods may hook or re-flag the shared model while they run
+            t0 = time.perf_counter()
+            out = self.compute(ctx, params)
+            seconds = time.perf_counter() - t0
         m = normalise(to_frame(out.map))
         p = params.model_dump(mode="json")
         meta = {
