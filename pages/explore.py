@@ -133,7 +133,8 @@ def main() -> None:
                  "only to check the plumbing.", icon="⚠️")
     elif model.name == "shapes-world":
         st.warning("Toy model: a small CLIP trained here on synthetic shapes and digits. It knows "
-                   "circles, polygons and digits, not photos.")
+                   "circles, polygons and digits, not photos, and it is still weak (see "
+                   "convis_core/shapes/report/report.md): read its maps as a demonstration only.")
     left, right = st.columns(2)
     with left:
         raw = image_picker()
