@@ -142,21 +142,7 @@ class ClipModel:
         """
         tokens = tokens.to(self.device)
         m = self.model
-        if trim and _can_trim(m):
-            length = int((tokens != 0).sum(dim=1).max().item())
-            length = max(length, 1)
-            t = tokens[:, :length]
-            cast = m.transformer.get_cast_dtype()
-            x = m.token_embedding(t).to(cast) + m.positional_embedding[:length].to(cast)
-            x = m.transformer(x, attn_mask=m.attn_mask[:length, :length])
-            x = m.ln_final(x)
-            x = open_clip.transformer.text_global_pool(
-                x, t, m.text_pool_type, eos_token_id=getattr(m, "text_eos_id", None)
-            )
-            if m.text_projection is not None:
-                x = m.text_projection(x) if isinstance(m.text_projection, torch.nn.Linear) else x @ m.text_projection
-        else:
-            x = m.encode_text(tokens)
+        x = trimmed_text_forward(m, tokens) if trim and _can_trim(m) else m.encode_text(tokens)
         return F.normalize(x.float() if x.dtype == torch.float16 else x, dim=-1).cpu()
 
     def encode_texts(
@@ -178,6 +164,24 @@ class ClipModel:
             if progress is not None:
                 progress(min(i + batch_size, len(order)), len(order))
         return out
+
+
+def trimmed_text_forward(m: torch.nn.Module, tokens: torch.Tensor) -> torch.Tensor:
+    """open_clip's ``encode_text`` (unnormalised) on the batch cut to its longest real sequence.
+
+    Exact for the built-in causal text tower pooled at the end-of-text token (see
+    :func:`_can_trim`); keeps gradients, so training uses it too.
+    """
+    length = max(int((tokens != 0).sum(dim=1).max().item()), 1)
+    t = tokens[:, :length]
+    cast = m.transformer.get_cast_dtype()
+    x = m.token_embedding(t).to(cast) + m.positional_embedding[:length].to(cast)
+    x = m.transformer(x, attn_mask=m.attn_mask[:length, :length])
+    x = m.ln_final(x)
+    x = open_clip.transformer.text_global_pool(x, t, m.text_pool_type, eos_token_id=getattr(m, "text_eos_id", None))
+    if m.text_projection is not None:
+        x = m.text_projection(x) if isinstance(m.text_projection, torch.nn.Linear) else x @ m.text_projection
+    return x
 
 
 def _can_trim(m: torch.nn.Module) -> bool:

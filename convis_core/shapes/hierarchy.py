@@ -1,4 +1,6 @@
-"""WordNet access for the Shapes world (real WordNet 3.0 through NLTK, from the project's data dir)."""
+"""WordNet access for the Shapes world: names-in, names-out helpers over the engine's cached noun
+graph (:func:`convis_core.wordnet.nouns`); ``wordnet()``/``synset()`` give NLTK objects where
+NLTK-specific data (synset offsets) is needed."""
 
 from __future__ import annotations
 
@@ -7,6 +9,8 @@ from functools import lru_cache
 from pathlib import Path
 
 import nltk
+
+from ..wordnet import nouns
 
 _PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
@@ -36,16 +40,15 @@ def synset(name: str):  # noqa: ANN201
 @lru_cache(maxsize=4096)
 def subtree(name: str) -> frozenset[str]:
     """``name`` and every synset below it (hyponyms and instance hyponyms, transitively)."""
-    s = synset(name)
-    below = s.closure(lambda x: x.hyponyms() + x.instance_hyponyms())
-    return frozenset({name, *(b.name() for b in below)})
+    g = nouns()
+    return frozenset(g.names[i] for i in g.subtree(g.lookup(name)))
 
 
 @lru_cache(maxsize=4096)
 def ancestors(name: str) -> frozenset[str]:
     """Every synset above ``name`` (hypernyms and instance hypernyms, transitively), not itself."""
-    s = synset(name)
-    return frozenset(a.name() for a in s.closure(lambda x: x.hypernyms() + x.instance_hypernyms()))
+    g = nouns()
+    return frozenset(g.names[i] for i in g.ancestors(g.lookup(name))) - {name}
 
 
 def is_under(name: str, root: str) -> bool:
@@ -55,15 +58,14 @@ def is_under(name: str, root: str) -> bool:
 
 def definition(name: str) -> str:
     """WordNet's gloss of ``name``."""
-    return synset(name).definition()
+    return nouns().synset(name).definition
 
 
 def lemma_texts(name: str) -> list[str]:
     """The lemma names of ``name`` with ``_`` replaced by a space (the bank's ``lemmas`` mode)."""
-    return [lemma.name().replace("_", " ") for lemma in synset(name).lemmas()]
+    return [lemma.replace("_", " ") for lemma in nouns().synset(name).lemmas]
 
 
-@lru_cache(maxsize=1)
 def all_noun_synsets() -> tuple[str, ...]:
     """Names of all 82,115 WordNet 3.0 noun synsets, in NLTK's order."""
-    return tuple(s.name() for s in wordnet().all_synsets("n"))
+    return tuple(nouns().names)

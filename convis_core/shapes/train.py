@@ -43,6 +43,7 @@ import torch.nn.functional as F
 from PIL import Image
 from tqdm import tqdm
 
+from ..models import trimmed_text_forward
 from . import hierarchy as wnh
 from .scenes import ALL_CONCEPTS, BACKGROUND_SYNSET, IMAGE_SIZE, TEST_ID_START, Scene, render_scene
 
@@ -101,19 +102,8 @@ def model_image_size(model: torch.nn.Module) -> int:
 
 
 def encode_text_trimmed(model: torch.nn.Module, tokens: torch.Tensor) -> torch.Tensor:
-    """Normalised text embeddings, computed on the batch cut to its longest sequence.
-
-    Exact for open_clip's causal text tower pooled at the end-of-text token (later positions
-    cannot influence it).
-    """
-    length = max(int((tokens != 0).sum(dim=1).max().item()), 1)
-    t = tokens[:, :length]
-    x = model.token_embedding(t) + model.positional_embedding[:length]
-    x = model.transformer(x, attn_mask=model.attn_mask[:length, :length])
-    x = model.ln_final(x)
-    x = open_clip.transformer.text_global_pool(x, t, model.text_pool_type)
-    x = x @ model.text_projection
-    return F.normalize(x, dim=-1)
+    """Normalised text embeddings through the engine's length-trimmed forward (exact, with grads)."""
+    return F.normalize(trimmed_text_forward(model, tokens), dim=-1)
 
 
 def to_pixels(images: Sequence[Image.Image], size: int) -> torch.Tensor:
