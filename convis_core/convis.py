@@ -98,25 +98,67 @@ class CropSet:
     from_cache: bool = False
 
 
+#: Memory the in-memory rank indices may take together (the newest one always stays): one
+#: image's index with the 82,115-definition bank and 730 crops is 2 x 240 MB.
+INDEX_BUDGET = 768 * 2**20
+
+
 @dataclass
 class RankIndex:
-    """Similarities of every crop with every bank row, and the same rows sorted ascending."""
+    """Per image and bank: every crop's similarity with every bank row, in two layouts.
 
-    sims: torch.Tensor
+    ``by_row`` is ``(bank rows, crops)``, so that a concept's leaves are a gather of contiguous
+    rows; ``sorted_sims`` is ``(crops, bank rows)``, each crop's similarities in ascending order,
+    so that a rank is one binary search. Both are float32 (2 x 4 bytes per crop and row); the
+    build sorts in slices of crops so that it never holds a third full-size array.
+    """
+
+    by_row: torch.Tensor
     sorted_sims: torch.Tensor
+
+    SLICE = 32  # crops sorted at a time
+    GATHER = 8192  # leaf rows gathered at a time
+
+    @classmethod
+    def build(cls, crop_embeddings: torch.Tensor, text: torch.Tensor) -> RankIndex:
+        by_row = text @ crop_embeddings.to(text.dtype).T  # (rows, crops): the one product
+        n_crops = by_row.shape[1]
+        ordered = torch.empty((n_crops, by_row.shape[0]), dtype=by_row.dtype)
+        for i in range(0, n_crops, cls.SLICE):
+            ordered[i : i + cls.SLICE] = torch.sort(by_row[:, i : i + cls.SLICE].T, dim=1).values
+        return cls(by_row, ordered)
+
+    @property
+    def nbytes(self) -> int:
+        return self.by_row.nbytes + self.sorted_sims.nbytes
+
+    def best(self, leaves: np.ndarray) -> torch.Tensor:
+        """Per crop: the highest similarity among the bank rows ``leaves``."""
+        idx = torch.from_numpy(np.asarray(leaves, dtype=np.int64))
+        best = None
+        for i in range(0, len(idx), self.GATHER):
+            part = self.by_row.index_select(0, idx[i : i + self.GATHER]).amax(dim=0)
+            best = part if best is None else torch.maximum(best, part)
+        if best is None:
+            raise ValueError("a concept needs at least one bank row")
+        return best
 
     def ranks(self, leaves: np.ndarray) -> np.ndarray:
         """Per crop: the number of bank rows strictly more similar than the best leaf."""
-        best = self.sims[:, torch.from_numpy(leaves)].max(dim=1).values
+        best = self.best(leaves)
         n = self.sorted_sims.shape[1]
         pos = torch.searchsorted(self.sorted_sims, best[:, None].contiguous(), right=True)
         return (n - pos[:, 0]).numpy().astype(np.int64)
 
 
 class _LRU(OrderedDict):
-    def __init__(self, size: int) -> None:
+    """A small LRU map; with ``max_bytes`` it also keeps the values' ``nbytes`` under a budget
+    (the newest entry always stays)."""
+
+    def __init__(self, size: int, max_bytes: int | None = None) -> None:
         super().__init__()
         self.size = size
+        self.max_bytes = max_bytes
 
     def get_or(self, key, make):
         if key in self:
@@ -124,9 +166,12 @@ class _LRU(OrderedDict):
             return self[key]
         val = make()
         self[key] = val
-        while len(self) > self.size:
+        while len(self) > self.size or (len(self) > 1 and self._over_budget()):
             self.popitem(last=False)
         return val
+
+    def _over_budget(self) -> bool:
+        return self.max_bytes is not None and sum(v.nbytes for v in self.values()) > self.max_bytes
 
 
 @dataclass
@@ -142,7 +187,7 @@ class ConVisEngine:
     batch_size: int = 64
     disk_cache: bool = True
     _crops: _LRU = field(default_factory=lambda: _LRU(8))
-    _index: _LRU = field(default_factory=lambda: _LRU(2))
+    _index: _LRU = field(default_factory=lambda: _LRU(2, max_bytes=INDEX_BUDGET))
     _single: dict = field(default_factory=dict)
     _text: np.ndarray | None = None
 
@@ -195,9 +240,7 @@ class ConVisEngine:
 
         def make() -> RankIndex:
             cs = self.crops(image, params, progress)
-            t = torch.from_numpy(self.text_embeddings)
-            sims = torch.from_numpy(cs.embeddings).to(t.dtype) @ t.T
-            return RankIndex(sims, torch.sort(sims, dim=1).values)
+            return RankIndex.build(torch.from_numpy(cs.embeddings), torch.from_numpy(self.text_embeddings))
 
         return self._index.get_or(key, make)
 

@@ -41,9 +41,12 @@ _registered = False
 
 
 def register_configs() -> None:
-    """Register the project's own architectures (``model_configs/*.json``) with open_clip."""
+    """Register the project's own architectures (``model_configs/*.json``) with open_clip, and
+    their image towers (``towers.py``) with timm."""
     global _registered
     if not _registered:
+        from . import towers  # noqa: F401  (registers the towers with timm)
+
         open_clip.add_model_config(CONFIG_DIR)
         _registered = True
 

@@ -32,6 +32,12 @@ def is_resnet(model: ClipModel) -> bool:
     return isinstance(visual(model), ModifiedResNet)
 
 
+def declared_cam_layer(model: ClipModel) -> torch.nn.Module | None:
+    """The Grad-CAM layer a timm-wrapped tower declares (``trunk.gradcam_layer``), if any."""
+    trunk = getattr(visual(model), "trunk", None)
+    return getattr(trunk, "gradcam_layer", None)
+
+
 def tower_name(model: ClipModel) -> str:
     return type(visual(model)).__name__
 

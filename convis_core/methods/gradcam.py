@@ -3,7 +3,8 @@
 ``cam = relu(sum_c mean_xy(d target / d A_c) * A_c)`` at one layer, where the target is the
 cosine similarity between the image embedding and the concept's text embedding. Layers: the
 input of the last block's attention (``resblocks[-1].ln_1``, patch tokens reshaped to the grid
-derived from image and patch size) for a ViT, the last bottleneck of ``layer4`` for a ResNet.
+derived from image and patch size) for a ViT, the last bottleneck of ``layer4`` for a ResNet,
+and the layer a project tower declares (``gradcam_layer``, e.g. the Shapes-world CNN's last stage).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from ._clip import (
     CosineTarget,
     ImageEmbedder,
     TokensToGrid,
+    declared_cam_layer,
     frozen,
     is_resnet,
     is_vit,
@@ -37,19 +39,23 @@ def target_layer(model: ClipModel) -> tuple[torch.nn.Module, TokensToGrid | None
         return v.transformer.resblocks[-1].ln_1, TokensToGrid(token_grid(v), v.transformer.batch_first)
     if is_resnet(model):
         return v.layer4[-1], None
+    declared = declared_cam_layer(model)
+    if declared is not None:
+        return declared, None
     raise ValueError(f"no Grad-CAM layer for {tower_name(model)}")
 
 
 class GradCAM(SaliencyMethod):
     name = "gradcam"
     label = "Grad-CAM"
-    summary = "Gradient-weighted activations of the last ViT block / ResNet stage (Selvaraju et al. 2017, via pytorch-grad-cam)"
+    summary = "Gradient-weighted activations of the last ViT block / CNN stage (Selvaraju et al. 2017, via pytorch-grad-cam)"
     Params = GradCAMParams
 
     def unsupported_reason(self, model: ClipModel) -> str | None:
-        if is_vit(model) or is_resnet(model):
+        if is_vit(model) or is_resnet(model) or declared_cam_layer(model) is not None:
             return None
-        return f"Grad-CAM knows the target layer of ViT and ModifiedResNet towers, not {tower_name(model)}"
+        return (f"Grad-CAM knows the target layer of ViT and ModifiedResNet towers and of towers that "
+                f"declare one, not {tower_name(model)}")
 
     def compute(self, ctx: ExplainContext, params: GradCAMParams) -> MethodOutput:
         layer, reshape = target_layer(ctx.model)

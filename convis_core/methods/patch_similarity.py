@@ -3,6 +3,8 @@
 ViT: the final patch tokens go through the same ``ln_post`` and ``proj`` as the pooled token and
 are compared (cosine) with the concept text. ResNet: each position of the last feature map goes
 through the attention pool's value and output projections (MaskCLIP, Zhou et al. ECCV 2022).
+An average-pooled timm tower (the Shapes-world CNN): each position of the trunk's feature map
+goes through the tower's head (the linear projection commutes with the average, as in CAM).
 CLIP was never trained to align single patches with text, so this map is what a naive reading of
 the patch tokens says, not an attribution; it is labelled as such.
 """
@@ -21,6 +23,11 @@ class PatchParams(MethodParams):
     pass
 
 
+def _avg_pooled_timm(v: torch.nn.Module) -> bool:
+    trunk = getattr(v, "trunk", None)
+    return getattr(trunk, "global_pool", None) == "avg" and hasattr(trunk, "forward_features")
+
+
 @torch.no_grad()
 def patch_embeddings(model: ClipModel, x: torch.Tensor) -> torch.Tensor:
     """Per-position embeddings in CLIP's joint space, ``(rows, cols, d)``, for one image."""
@@ -32,6 +39,10 @@ def patch_embeddings(model: ClipModel, x: torch.Tensor) -> torch.Tensor:
         if v.proj is not None:
             t = t @ v.proj
         return t[0].reshape(rows, cols, -1)
+    if _avg_pooled_timm(v):
+        f = v.trunk.forward_features(x)  # (1, C, h, w)
+        t = v.head(f[0].flatten(1).T)
+        return t.reshape(f.shape[2], f.shape[3], -1)
     f = v.layer4(v.layer3(v.layer2(v.layer1(v.stem(x)))))  # (1, C, h, w)
     pool = v.attnpool
     t = pool.c_proj(pool.v_proj(f[0].flatten(1).T))
@@ -49,7 +60,7 @@ class PatchSimilarity(SaliencyMethod):
         v = visual(model)
         if is_vit(model):
             return "attentional pooling towers have no patch tokens in the joint space" if v.attn_pool is not None else None
-        if is_resnet(model):
+        if is_resnet(model) or _avg_pooled_timm(v):
             return None
         return f"no patch tokens known for {tower_name(model)}"
 

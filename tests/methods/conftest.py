@@ -41,6 +41,12 @@ def tiny_rn() -> ClipModel:
     return load_model("convis-tiny-rn", "none", device="cpu", seed=0)
 
 
+@pytest.fixture(scope="session")
+def tiny_cnn() -> ClipModel:
+    """The Shapes-world architecture (timm-registered CNN tower), randomly initialised."""
+    return load_model("shapes-world", "none", device="cpu", seed=0)
+
+
 def half_model(seed: int = 0) -> ClipModel:
     """The hand-built ViT described in the module docstring."""
     m = load_model("convis-tiny", "none", device="cpu", seed=seed)

@@ -36,7 +36,7 @@ def test_registry_lists_every_method_once_with_descriptions() -> None:
 
 
 @pytest.mark.parametrize("name", sorted(REGISTRY))
-@pytest.mark.parametrize("arch", ["tiny_vit", "tiny_rn"])
+@pytest.mark.parametrize("arch", ["tiny_vit", "tiny_rn", "tiny_cnn"])
 def test_contract(name: str, arch: str, request: pytest.FixtureRequest) -> None:
     model = request.getfixturevalue(arch)
     method = REGISTRY[name]
