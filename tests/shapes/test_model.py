@@ -1,4 +1,4 @@
-"""The bundled Shapes-world model: weights load, training lowers the loss, zero-shot beats chance."""
+"""The bundled Shapes-world model: weights load, training lowers the loss, zero-shot >= 90 %."""
 
 from __future__ import annotations
 
@@ -32,13 +32,14 @@ def test_shipped_weights_are_small_and_load_strictly() -> None:
     assert torch.isfinite(x).all()
 
 
-def test_shipped_model_beats_chance_on_held_out_scenes() -> None:
+def test_shipped_model_classifies_held_out_scenes() -> None:
+    """The issue's bar: >= 90 % zero-shot over the 15 concepts on held-out single-object scenes
+    (the shipped weights reached 98.7 % on 300; here 100, with definitions and with lemmas)."""
     model = _load_shipped()
     tok = open_clip.get_tokenizer("shapes-world")
     ct = tr.class_tokens(_tiny_bank(), tok)
-    acc = tr.zero_shot_accuracy(model, ct, n=100)
-    chance = 1 / len(ALL_CONCEPTS)
-    assert acc >= 2 * chance, acc
+    assert tr.zero_shot_accuracy(model, ct, n=100) >= 0.90
+    assert tr.zero_shot_accuracy(model, ct, n=100, mode="lemmas") >= 0.90
 
 
 def _tiny_bank() -> tr.TextBank:
