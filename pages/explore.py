@@ -133,8 +133,10 @@ def main() -> None:
                  "only to check the plumbing.", icon="⚠️")
     elif model.name == "shapes-world":
         st.warning("Toy model: a small CLIP trained here on synthetic shapes and digits. It knows "
-                   "circles, polygons and digits, not photos, and it is still weak (see "
-                   "convis_core/shapes/report/report.md): read its maps as a demonstration only.")
+                   "circles, ellipses, polygons and the digits 1-9 on plain backgrounds, not photos "
+                   "(held-out scenes: 98.7 % zero-shot, ConVis points into the named object in 92 % "
+                   "of two-object scenes; convis_core/shapes/report/report.md). Read its maps on "
+                   "photos as a demonstration of the plumbing only.")
     left, right = st.columns(2)
     with left:
         raw = image_picker()

@@ -100,3 +100,23 @@ def test_prototypes_are_orthonormal_and_seeded() -> None:
     p = tr.prototypes(16, 128, 0)
     assert torch.allclose(p @ p.T, torch.eye(16), atol=1e-5)
     assert torch.equal(p, tr.prototypes(16, 128, 0))
+
+
+def test_training_command_end_to_end_writes_curve_report_and_loadable_weights(tmp_path) -> None:
+    """Two tiny steps through the real command: curve, report, fp16 weights the engine loads."""
+    import json
+
+    from convis_core import load_model
+
+    weights = tmp_path / "w.safetensors"
+    tr.main(["--steps", "2", "--scenes-per-step", "2", "--crops-per-scene", "1", "--random-negatives", "8",
+             "--random-lemma-negatives", "4", "--hard-negatives", "4", "--eval-every", "1", "--num-workers", "0",
+             "--warmup", "1", "--out", str(tmp_path), "--weights", str(weights), "--no-progress"])
+    report = json.loads((tmp_path / "train_report.json").read_text())
+    assert report["steps_done"] == 2 and not report["stopped_early"]
+    assert 0.0 <= report["held_out_zero_shot_definitions_300"] <= 1.0
+    rows = (tmp_path / "train_curve.csv").read_text().splitlines()
+    assert len(rows) == 3 and "def_cos" in rows[0]
+    assert (tmp_path / "train_curve.png").stat().st_size > 0
+    model = load_model("shapes-world", str(weights), device="cpu")
+    assert not model.random_weights and model.name == "shapes-world"
