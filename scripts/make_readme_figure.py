@@ -1,6 +1,6 @@
 """Regenerate docs/example.png: ConVis grid maps of a Shapes-world scene with the bundled model.
 
-    .venv/bin/python scripts/make_readme_figure.py [--bank all] [--scene 1000007]
+    .venv/bin/python scripts/make_readme_figure.py [--bank all] [--scene 1000001]
 
 Shows the scene, then white-fade maps for a few concepts (objects in the scene and a hypernym),
 labelled with the model, so the README's picture is reproducible.
@@ -22,7 +22,7 @@ from convis_core.shapes.scenes import render_scene  # noqa: E402
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--bank", default="all")
-    ap.add_argument("--scene", type=int, default=1_000_007)
+    ap.add_argument("--scene", type=int, default=1_000_001)
     ap.add_argument("--out", default="docs/example.png")
     a = ap.parse_args()
     model = cc.load_model("shapes-world", "bundled")

@@ -34,6 +34,8 @@ from . import hierarchy as wnh
 from .datasets import CUB_ID_START, IMAGENET_ID_START, concepts_under
 from .scenes import ALL_CONCEPTS, SHAPE_CONCEPTS, TEST_ID_START, render_scene
 
+#: Nouns no Shapes-world scene shows, for the "unrelated concept" check.
+UNRELATED = ("dog.n.01", "car.n.01", "tree.n.01", "house.n.01", "bird.n.01")
 ZS_START = TEST_ID_START
 POINT_START = TEST_ID_START + 100_000
 HYPER_START = TEST_ID_START + 150_000
@@ -92,7 +94,7 @@ def pointing(model: Any, n: int, methods: Sequence[str], method_n: int) -> dict[
     from convis_core.metrics import pointing_game
 
     out: dict[str, Any] = {"n": n, "methods": {}}
-    hits, present_best, absent_best, absent_names = [], [], [], []
+    hits, present_best, absent_best, absent_names, unrelated_best = [], [], [], [], []
     rng = np.random.default_rng(2)
     cases = pointing_cases(max(n, method_n))
     for scene, target in cases[:n]:
@@ -104,12 +106,16 @@ def pointing(model: Any, n: int, methods: Sequence[str], method_n: int) -> dict[
         res_a = explain(model, scene.image, a, method="convis_grid", bank="all")
         absent_best.append(peak_mean_rank(res_a))
         absent_names.append(a)
+        u = UNRELATED[len(unrelated_best) % len(UNRELATED)]
+        unrelated_best.append(peak_mean_rank(explain(model, scene.image, u, method="convis_grid", bank="all")))
     out["convis_grid_accuracy"] = float(np.mean(hits))
     out["absent_concept"] = {
         "median_peak_mean_rank_present": float(np.median(present_best)),
         "median_peak_mean_rank_absent": float(np.median(absent_best)),
         "fraction_absent_peak_weaker_than_present": float(np.mean(np.array(absent_best) > np.array(present_best))),
         "absent_concepts": absent_names,
+        "median_peak_mean_rank_unrelated": float(np.median(unrelated_best)),
+        "unrelated_concepts": list(UNRELATED),
         "bank_size": 82115,
     }
     out["methods"]["convis_grid"] = (
@@ -253,6 +259,7 @@ def to_markdown(r: dict[str, Any]) -> str:
         f"| hypernym conic_section.n.01 covers circle (and ellipses), not others | {r['hypernyms']['conic_section.n.01_separates']:.0%} | |",
         f"| hypernym digit.n.01 covers the digit, not the figures | {r['hypernyms']['digit.n.01_separates']:.0%} | |",
         f"| absent concept (one per scene): the map's peak, as the mean rank of the boxes over its best pixel, median over scenes (absent vs present; bank 82,115) | {ab['median_peak_mean_rank_absent']:.0f} vs {ab['median_peak_mean_rank_present']:.1f}; absent weaker in {ab['fraction_absent_peak_weaker_than_present']:.0%} of scenes | absent >> present |",
+        f"| unrelated noun ({', '.join(u.split('.')[0] for u in ab['unrelated_concepts'])}, one per scene): the same peak figure | {ab['median_peak_mean_rank_unrelated']:.0f} | low |",
         f"| MaxBoxAcc, CUB-style, {r['cub_style']['n']} images | {r['cub_style']['max_box_acc']:.1%} (t = {r['cub_style']['best_threshold']:.2f}) | |",
     ]
     for k, v in r["ood"]["auroc"].items():
