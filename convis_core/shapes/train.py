@@ -53,7 +53,6 @@ from . import hierarchy as wnh
 from .scenes import ALL_CONCEPTS, BACKGROUND_SYNSET, IMAGE_SIZE, TEST_ID_START, Scene, render_scene
 
 MODEL_NAME = "shapes-world"
-CONFIG_DIR = Path(__file__).resolve().parent.parent / "model_configs"
 WEIGHTS_PATH = Path(__file__).resolve().parent / "weights" / "shapes-world.safetensors"
 PAD = 128
 CANVAS = IMAGE_SIZE + 2 * PAD
