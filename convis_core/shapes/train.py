@@ -477,7 +477,8 @@ def plot_curve(rows: list[dict], path: Path) -> None:
     ax[0].set_xlabel("step")
     ax[0].legend()
     ev = [r for r in rows if r.get("zero_shot") not in (None, "")]
-    ax[1].plot(steps, [r["view_acc"] for r in rows], alpha=0.5, label="train view acc (smoothed)")
+    acc = [r for r in rows if r["view_acc"] != ""]
+    ax[1].plot([r["step"] for r in acc], [r["view_acc"] for r in acc], alpha=0.5, label="train view acc (smoothed)")
     ax[1].plot([r["step"] for r in ev], [r["zero_shot"] for r in ev], "o-", label="held-out zero-shot")
     ax[1].plot([r["step"] for r in ev], [r["def_cos"] for r in ev], "s--", label="class-def mean cosine")
     ax[1].set_ylim(-0.2, 1.02)
@@ -540,7 +541,10 @@ def train(cfg: TrainConfig, out_dir: Path, weights_path: Path | None = None, pro
         for key, val in [("loss", float(loss.detach())), *stats.items()]:
             if not math.isnan(val):
                 ema[key] = val if key not in ema else 0.95 * ema[key] + 0.05 * val
-        row = {"step": step + 1, "time_s": round(time.time() - t_start, 1), **{k: round(v, 4) for k, v in ema.items()},
+        curve_keys = ("loss", "i2t", "t2i", "view_acc", *(("anchor",) if cfg.anchor_weight else ()))
+        # every row has every column: a stat not seen yet (no single-object view so far) is blank
+        row = {"step": step + 1, "time_s": round(time.time() - t_start, 1),
+               **{k: round(ema[k], 4) if k in ema else "" for k in curve_keys},
                "logit_scale": round(float(model.logit_scale.detach().exp()), 2), "zero_shot": "", "def_cos": ""}
         if (step + 1) % cfg.eval_every == 0 or step + 1 == cfg.steps:
             row["zero_shot"] = zero_shot_accuracy(model, ct, n=100)
@@ -559,7 +563,7 @@ def train(cfg: TrainConfig, out_dir: Path, weights_path: Path | None = None, pro
         "held_out_zero_shot_definitions_300": zero_shot_accuracy(model, ct, n=300),
         "held_out_zero_shot_lemmas_300": zero_shot_accuracy(model, ct, n=300, mode="lemmas"),
         "class_definition_mean_cosine": class_def_cosine(model, ct),
-        "logit_scale": float(model.logit_scale.exp()),
+        "logit_scale": float(model.logit_scale.detach().exp()),
     }
     with open(out_dir / "train_curve.csv", "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=list(rows[-1].keys()))
