@@ -120,3 +120,25 @@ def test_rank_index_counts_exactly_like_a_brute_force_count(n_leaves, monkeypatc
     best = sims[:, torch.from_numpy(leaves)].max(dim=1).values
     expected = (sims > best[:, None]).sum(dim=1).numpy()
     assert np.array_equal(index.ranks(leaves), expected)
+
+
+def test_index_cache_keeps_under_its_memory_budget_but_always_the_newest():
+    from convis_core.convis import _LRU
+
+    class Blob:
+        def __init__(self, nbytes: int) -> None:
+            self.nbytes = nbytes
+
+    lru = _LRU(2, max_bytes=100)
+    lru.get_or("a", lambda: Blob(60))
+    lru.get_or("b", lambda: Blob(30))
+    assert list(lru) == ["a", "b"]  # 90 bytes: both fit
+    lru.get_or("c", lambda: Blob(50))
+    assert list(lru) == ["b", "c"]  # two at most: "a" goes; 80 bytes fit
+    lru.get_or("b", lambda: Blob(999))  # a hit: refreshed, not rebuilt
+    lru.get_or("d", lambda: Blob(60))
+    assert list(lru) == ["b", "d"]  # the least recent ("c") goes; 90 bytes fit
+    lru.get_or("e", lambda: Blob(80))
+    assert list(lru) == ["e"]  # "b" goes by count, "d" by budget (140 > 100)
+    lru.get_or("f", lambda: Blob(500))
+    assert list(lru) == ["f"]  # over budget alone, but the newest always stays
