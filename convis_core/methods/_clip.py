@@ -38,6 +38,12 @@ def declared_cam_layer(model: ClipModel) -> torch.nn.Module | None:
     return getattr(trunk, "gradcam_layer", None)
 
 
+def avg_pooled_trunk(v: torch.nn.Module) -> bool:
+    """A timm-wrapped tower whose trunk average-pools its feature map (the Shapes-world CNN)."""
+    trunk = getattr(v, "trunk", None)
+    return getattr(trunk, "global_pool", None) == "avg" and hasattr(trunk, "forward_features")
+
+
 def tower_name(model: ClipModel) -> str:
     return type(visual(model)).__name__
 

@@ -15,17 +15,12 @@ import torch
 import torch.nn.functional as F
 
 from ..models import ClipModel
-from ._clip import is_resnet, is_vit, text_vector, token_grid, tower_name, visual
+from ._clip import avg_pooled_trunk, is_resnet, is_vit, text_vector, token_grid, tower_name, visual
 from .base import ExplainContext, MethodOutput, MethodParams, SaliencyMethod, register
 
 
 class PatchParams(MethodParams):
     pass
-
-
-def _avg_pooled_timm(v: torch.nn.Module) -> bool:
-    trunk = getattr(v, "trunk", None)
-    return getattr(trunk, "global_pool", None) == "avg" and hasattr(trunk, "forward_features")
 
 
 @torch.no_grad()
@@ -39,7 +34,7 @@ def patch_embeddings(model: ClipModel, x: torch.Tensor) -> torch.Tensor:
         if v.proj is not None:
             t = t @ v.proj
         return t[0].reshape(rows, cols, -1)
-    if _avg_pooled_timm(v):
+    if avg_pooled_trunk(v):
         f = v.trunk.forward_features(x)  # (1, C, h, w)
         t = v.head(f[0].flatten(1).T)
         return t.reshape(f.shape[2], f.shape[3], -1)
@@ -60,7 +55,7 @@ class PatchSimilarity(SaliencyMethod):
         v = visual(model)
         if is_vit(model):
             return "attentional pooling towers have no patch tokens in the joint space" if v.attn_pool is not None else None
-        if is_resnet(model) or _avg_pooled_timm(v):
+        if is_resnet(model) or avg_pooled_trunk(v):
             return None
         return f"no patch tokens known for {tower_name(model)}"
 

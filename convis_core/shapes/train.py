@@ -518,6 +518,7 @@ def train(cfg: TrainConfig, out_dir: Path, weights_path: Path | None = None, pro
     ema: dict[str, float] = {}
     bar = tqdm(loader, total=cfg.steps, disable=not progress, desc="shapes-world", dynamic_ncols=True)
     stopped_early = False
+    curve_keys = ("loss", "i2t", "t2i", "view_acc", *(("anchor",) if cfg.anchor_weight else ()))
     for step, batch in enumerate(bar):
         if cfg.max_minutes and time.time() - t_start > cfg.max_minutes * 60:
             stopped_early = True
@@ -541,7 +542,6 @@ def train(cfg: TrainConfig, out_dir: Path, weights_path: Path | None = None, pro
         for key, val in [("loss", float(loss.detach())), *stats.items()]:
             if not math.isnan(val):
                 ema[key] = val if key not in ema else 0.95 * ema[key] + 0.05 * val
-        curve_keys = ("loss", "i2t", "t2i", "view_acc", *(("anchor",) if cfg.anchor_weight else ()))
         # every row has every column: a stat not seen yet (no single-object view so far) is blank
         row = {"step": step + 1, "time_s": round(time.time() - t_start, 1),
                **{k: round(ema[k], 4) if k in ema else "" for k in curve_keys},
