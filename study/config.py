@@ -27,3 +27,24 @@ def normalise_url(url: str) -> str:
         if url.startswith(prefix):
             return "postgresql+psycopg://" + url[len(prefix):]
     return url
+
+
+PG_ADMIN_URL_DEFAULT = "postgresql://postgres@127.0.0.1:5432/postgres"
+
+
+def pg_admin_url() -> str:
+    """The PostgreSQL admin connection (a libpq URL) the tests and `scripts/setup.sh` use.
+
+    `$CONVIS_PG_ADMIN_URL`, else the URL `scripts/setup.sh` wrote to `<data dir>/pg/admin_url`
+    when it started a private cluster there, else `PG_ADMIN_URL_DEFAULT`. A SQLAlchemy-style
+    `postgresql+psycopg://` URL is given back in libpq form.
+    """
+    url = os.environ.get("CONVIS_PG_ADMIN_URL", "").strip()
+    if not url:
+        written = data_dir() / "pg" / "admin_url"
+        url = written.read_text().strip() if written.is_file() else ""
+    url = url or PG_ADMIN_URL_DEFAULT
+    for prefix in ("postgresql+psycopg://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql://" + url[len(prefix):]
+    return url
