@@ -1,0 +1,1 @@
+"""Streamlit building blocks of the pages: drawing only (no SQL, no science)."""
