@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # One idempotent setup step for a fresh machine: system packages (WordNet 3.0, Chromium),
-# a virtual environment with requirements.txt, and WordNet laid out for NLTK in .data/.
+# a virtual environment with requirements.txt, WordNet laid out for NLTK in .data/, and a
+# PostgreSQL server for the tests (the configured one, else a private cluster in .data/pg).
 # Every step checks first and skips what is already done, so re-running costs seconds.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -44,3 +45,9 @@ if [ ! -f "$wn/lexnames" ] || [ ! -f "$wn/data.noun" ]; then
   .venv/bin/python scripts/write_lexnames.py "$wn/lexnames"
 fi
 mkdir -p "$data/cache"
+
+# 4. PostgreSQL for the tests, found from configuration ($CONVIS_PG_ADMIN_URL, else the URL a
+#    previous run wrote to $data/pg/admin_url, else postgres@127.0.0.1:5432; see study/config.py)
+#    with a real connection; when none answers, Debian's postgresql is installed if needed and a
+#    private cluster is started under $data/pg (scripts/ensure_postgres.py).
+.venv/bin/python scripts/ensure_postgres.py

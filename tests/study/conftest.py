@@ -10,11 +10,14 @@ from typing import Any
 import psycopg
 import pytest
 import yaml
+from sqlalchemy.engine import make_url
 
 from study import db as dbmod
+from study.config import normalise_url, pg_admin_url
 from study.stimuli import build_synthetic_stimuli
 
-PG_ADMIN = "host=127.0.0.1 port=5432 user=postgres dbname=test"
+# The admin connection: $CONVIS_PG_ADMIN_URL, else what scripts/setup.sh wrote, else the default.
+PG_ADMIN = pg_admin_url()
 CONCEPTS = ["dog.n.01", "cat.n.01", "car.n.01", "tree.n.01", "house.n.01"]
 
 
@@ -59,12 +62,14 @@ def sqlite_db(tmp_path: Path) -> Iterator[dbmod.Database]:
 def pg_url() -> Iterator[str]:
     """A scratch PostgreSQL database for this test run (dropped at the end)."""
     name = f"convis_test_{secrets.token_hex(6)}"
+    shown = make_url(PG_ADMIN).render_as_string(hide_password=True)
     try:
         admin = psycopg.connect(PG_ADMIN, autocommit=True, connect_timeout=5)
     except psycopg.OperationalError as exc:
-        pytest.fail(f"PostgreSQL at 127.0.0.1:5432 (user postgres) is required and unreachable: {exc}")
+        pytest.fail(f"PostgreSQL is required and unreachable at {shown} (CONVIS_PG_ADMIN_URL; "
+                    f"scripts/setup.sh starts a private cluster when none answers): {exc}")
     admin.execute(f'CREATE DATABASE "{name}"')
-    url = f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
+    url = make_url(normalise_url(PG_ADMIN)).set(database=name).render_as_string(hide_password=False)
     try:
         yield url
     finally:
