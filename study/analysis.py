@@ -199,7 +199,7 @@ def consort(frames: dict[str, Any]) -> dict[str, Any]:
 
     out = flow(part)
     out["withdrawals_logged"] = int((ev.kind == "withdrawn").sum())
-    out["by_condition"] = {c: flow(g) for c, g in part.groupby("condition")}
+    out["by_condition"] = {c: flow(g) for c, g in part[part.condition != ""].groupby("condition")}  # withdrawn: redacted
     return out
 
 

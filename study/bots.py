@@ -9,6 +9,7 @@ double-submit, reload, decline consent or withdraw. Bots peek at the answer key 
 
 from __future__ import annotations
 
+import hashlib
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -103,14 +104,24 @@ def _bot_answer(runtime: Runtime, view: StepView, key: dict[str, Any], profile: 
     return proto.bot_answer(Trial(c, key), p, rng)
 
 
+def bot_pid(prefix: str, i: int) -> str:
+    """Bot `i`'s Prolific id: 24 hex digits derived from `prefix` and `i` (same inputs, same person)."""
+    return _hex24(f"pid/{prefix}/{i}")
+
+
+def _hex24(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()[:24]
+
+
 def run_bot(db: Database, study: str, profile: BotProfile, seed: int, prolific_pid: str | None = None,
             on_start: Callable[[BotOutcome], None] | None = None) -> BotOutcome:
-    """Take `study` once as a simulated participant; returns what happened."""
+    """Take `study` once as a simulated participant; returns what happened. With a Prolific id,
+    the STUDY_ID and SESSION_ID are derived from it (the same person sends the same ones)."""
     rng = np.random.default_rng(seed)
     clock = VirtualClock()
     rt = Runtime(db, clock=clock)
-    info = rt.start(study, prolific_pid=prolific_pid, study_id="BOTSTUDY" if prolific_pid else None,
-                    session_id=f"S{seed}" if prolific_pid else None)
+    info = rt.start(study, prolific_pid=prolific_pid, study_id=_hex24("botstudy") if prolific_pid else None,
+                    session_id=_hex24(f"session/{prolific_pid}") if prolific_pid else None)
     out = BotOutcome(info.participant_id, info.token, info.condition, info.status)
     if on_start:
         on_start(out)
@@ -160,14 +171,14 @@ def run_bots(db: Database, study: str, n: int, profile: BotProfile | None = None
              on_start: Callable[[BotOutcome], None] | None = None) -> list[BotOutcome | StudyError]:
     """Run `n` bots concurrently (threads, each with its own connections); errors are returned.
 
-    Bot i's Prolific id is ``<pid_prefix>X<i>`` (default prefix ``BOT<seed>``), so two runs with
-    the same prefix are the same people arriving twice (e.g. from two app processes)."""
+    Bot i's Prolific id is ``bot_pid(pid_prefix, i)`` (default prefix ``BOT<seed>``), so two runs
+    with the same prefix are the same people arriving twice (e.g. from two app processes)."""
     profile = profile or BotProfile()
     prefix = pid_prefix if pid_prefix is not None else f"BOT{seed:06d}"
 
     def one(i: int) -> BotOutcome | StudyError:
         try:
-            pid = f"{prefix}X{i:06d}" if prolific else None
+            pid = bot_pid(prefix, i) if prolific else None
             return run_bot(db, study, profile, seed * 100_003 + i, prolific_pid=pid, on_start=on_start)
         except StudyError as exc:
             return exc

@@ -1,4 +1,4 @@
-"""`python -m study`: validate, build-stimuli, launch, bots, export, analyse, power."""
+"""`python -m study`: validate, build-stimuli, launch, bots, status, export, forget-pids, analyse, power."""
 
 from __future__ import annotations
 
@@ -40,12 +40,17 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--reload", type=float, default=0.0)
     r.add_argument("--delay-ms", type=float, default=0.0, help="real sleep per step")
     r.add_argument("--anonymous", action="store_true")
-    r.add_argument("--pid-prefix", help="Prolific ids are <prefix>X<i>; default BOT<seed> (same prefix, same people)")
+    r.add_argument("--pid-prefix", help="Prolific ids derive from <prefix> and i; default BOT<seed> (same prefix, same people)")
     r.add_argument("--quiet", action="store_true", help="no STARTED line per bot")
     e = sub.add_parser("export", help="tidy export (CSV, Parquet, codebook, config, Prolific files)")
     e.add_argument("study")
     e.add_argument("--out", required=True)
     e.add_argument("--version", type=int)
+    st = sub.add_parser("status", help="set a study live, paused or closed (paused/closed: no new participants)")
+    st.add_argument("study")
+    st.add_argument("status", choices=["live", "paused", "closed"])
+    f = sub.add_parser("forget-pids", help="delete the raw Prolific ids still stored (after approvals and bonuses)")
+    f.add_argument("study")
     a = sub.add_parser("analyse", help="print the main analyses as JSON")
     a.add_argument("study")
     a.add_argument("--version", type=int)
@@ -98,6 +103,14 @@ def _run(args: argparse.Namespace) -> Any:
         from study.versions import launch
 
         return launch(db, args.spec).__dict__
+    if args.cmd == "status":
+        from study.versions import set_status
+
+        return {"study": args.study, "status": set_status(db, args.study, args.status)}
+    if args.cmd == "forget-pids":
+        from study.export import forget_prolific_ids
+
+        return {"study": args.study, "cleared": forget_prolific_ids(db, args.study)}
     if args.cmd == "bots":
         from study.bots import BotOutcome, BotProfile, run_bots
 

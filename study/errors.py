@@ -26,7 +26,16 @@ class AlreadyParticipated(StudyError):
 
 
 class SessionClosed(StudyError):
-    """The session is finished, withdrawn, declined or expired; nothing more can be stored."""
+    """The session is finished, withdrawn, declined or expired; nothing more can be stored.
+    `status` is the session's status (completed, withdrawn, declined, abandoned, screened_out)."""
+
+    def __init__(self, message: str, status: str = "") -> None:
+        self.status = status
+        super().__init__(message)
+
+
+class SessionExpired(SessionClosed):
+    """The session ran past its time limit (idle or total) and is now 'abandoned'."""
 
 
 class InvalidAnswer(StudyError):
@@ -43,3 +52,23 @@ class StimulusError(StudyError):
 
 class InvalidInput(StudyError):
     """An id, token or parameter is malformed (wrong characters, too long)."""
+
+
+class SessionMismatch(StudyError):
+    """A Prolific ID with an open session came back with a different (or no) SESSION_ID."""
+
+
+class TooManyStarts(StudyError):
+    """Too many new sessions from one client in a short time."""
+
+
+class StudyUnavailable(StudyError):
+    """The study is paused or closed: no new sessions (`status` says which)."""
+
+    def __init__(self, message: str, status: str) -> None:
+        self.status = status
+        super().__init__(message)
+
+
+class DatabaseUnavailable(StudyError):
+    """The study's database cannot be reached (connection lost or refused)."""

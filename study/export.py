@@ -1,5 +1,9 @@
 """Tidy export: one row per response and per participant, codebook, frozen config and hash,
-CSV + Parquet, and Prolific bonus/approval files."""
+CSV + Parquet, and Prolific bonus/approval files.
+
+The research files (responses, participants, events) carry no Prolific id: `participant_id` is
+an opaque uuid. Raw Prolific ids appear only in the two Prolific files, for participants who
+completed the study; `forget_prolific_ids` deletes them from the database once they are paid."""
 
 from __future__ import annotations
 
@@ -8,10 +12,11 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from study.db import Database
-from study.models import Event, Participant, Response, Step, StudyVersion
+from study.errors import NotFound
+from study.models import Event, Participant, Response, Step, Study, StudyVersion
 from study.versions import get_version, version_context
 
 CODEBOOK: dict[str, str] = {
@@ -27,11 +32,24 @@ CODEBOOK: dict[str, str] = {
     "rt_ms": "server-measured time from showing the step to the answer (ms)",
     "submitted_at": "UTC time the answer was committed",
     "status": "started | active | completed | withdrawn | declined | abandoned | screened_out",
-    "prolific_pid": "Prolific participant id (deleted on withdrawal)",
+    "prolific_study_id": "Prolific STUDY_ID the participant came from (not a person's id)",
+    "started_at": "UTC start of the session (withdrawn: the day of withdrawal)",
+    "consented_at": "UTC time of consent", "finished_at": "UTC time the session was completed or screened out",
     "excluded": "excluded by the spec's exclusion rules", "exclusion_reasons": "flags that triggered exclusion",
     "flags": "all data-quality flags (JSON)", "accuracy": "share of correct main trials",
-    "n_trials": "main trials answered", "bonus": "bonus owed (spec bonus.per_correct x correct trials)",
+    "n_trials": "main trials answered",
+    "bonus": "bonus owed: spec bonus.per_correct x correct main trials, for completed participants not "
+             "excluded by the spec's exclusion rules (quality.exclude); 0 otherwise",
+    "prolific_bonus.csv": "file for Prolific's bulk bonus: 'PID,amount' lines, no header; only completed "
+                          "participants not excluded by the spec's exclusion rules, with a bonus above 0",
+    "prolific_approvals.csv": "file for Prolific approvals: prolific_pid, decision (approve, or review if "
+                              "excluded by the spec's exclusion rules), exclusion_reasons; completed participants",
 }
+
+
+PARTICIPANT_COLUMNS = ["participant_id", "study", "version", "condition", "status", "prolific_study_id",
+                       "started_at", "consented_at", "finished_at", "n_trials", "accuracy", "excluded",
+                       "exclusion_reasons", "flags", "bonus"]
 
 
 def load_frames(db: Database, study: str, version: int | None = None) -> dict[str, Any]:
@@ -64,16 +82,16 @@ def load_frames(db: Database, study: str, version: int | None = None) -> dict[st
         per_correct = ctx.spec.bonus.per_correct
         part = pd.DataFrame([{
             "participant_id": p.id, "study": info.slug, "version": info.version, "condition": p.condition,
-            "status": p.status, "prolific_pid": p.prolific_pid, "prolific_study_id": p.prolific_study_id,
-            "prolific_session_id": p.prolific_session_id, "started_at": p.started_at,
+            "status": p.status, "prolific_study_id": p.prolific_study_id, "started_at": p.started_at,
             "consented_at": p.consented_at, "finished_at": p.finished_at,
             "n_trials": int((trials.participant_id == p.id).sum()),
             "accuracy": float(acc.get(p.id)) if p.id in acc.index and pd.notna(acc.get(p.id)) else None,
             "excluded": bool((p.flags or {}).get("excluded")),
             "exclusion_reasons": ";".join((p.flags or {}).get("excluded", [])),
             "flags": json.dumps({k: v for k, v in (p.flags or {}).items() if k != "excluded"}, sort_keys=True),
-            "bonus": round(per_correct * float(n_correct.get(p.id, 0) or 0), 2) if p.status == "completed" else 0.0,
-        } for p in parts])
+            "bonus": (round(per_correct * float(n_correct.get(p.id, 0) or 0), 2)
+                      if p.status == "completed" and not (p.flags or {}).get("excluded") else 0.0),
+        } for p in parts], columns=PARTICIPANT_COLUMNS)
         ev = pd.DataFrame([{"participant_id": e.participant_id, "kind": e.kind, "at": e.at,
                             "detail": json.dumps(e.detail, sort_keys=True)} for e in events],
                           columns=["participant_id", "kind", "at", "detail"])
@@ -96,12 +114,12 @@ def export_study(db: Database, study: str, out_dir: str | Path, version: int | N
         paths[name] = out / f"{name}.csv"
         paths[f"{name}_parquet"] = out / f"{name}.parquet"
     cols = sorted(set(frames["responses"].columns) | set(frames["participants"].columns))
+    cols += ["prolific_approvals.csv", "prolific_bonus.csv"]
     pd.DataFrame({"column": cols, "meaning": [CODEBOOK.get(c, "") for c in cols]}).to_csv(out / "codebook.csv", index=False)
     (out / "config.json").write_text(json.dumps(frames["config"], indent=1, sort_keys=True))
     (out / "config.sha256").write_text(frames["sha256"] + "\n")
-    part = frames["participants"]
-    pro = part[part.prolific_pid.notna() & (part.status == "completed")]
-    bonus = pro[pro.bonus > 0][["prolific_pid", "bonus"]]
+    pro = _prolific_rows(db, frames)
+    bonus = pro[(pro.bonus > 0) & ~pro.excluded.astype(bool)][["prolific_pid", "bonus"]]
     bonus.to_csv(out / "prolific_bonus.csv", index=False, header=False, float_format="%.2f")
     approvals = pro.assign(decision=pro.excluded.map({True: "review", False: "approve"}))
     approvals[["prolific_pid", "decision", "exclusion_reasons"]].to_csv(out / "prolific_approvals.csv", index=False)
@@ -109,3 +127,27 @@ def export_study(db: Database, study: str, out_dir: str | Path, version: int | N
                                           ("sha256", "config.sha256"), ("bonus", "prolific_bonus.csv"),
                                           ("approvals", "prolific_approvals.csv")]})
     return paths
+
+
+def _prolific_rows(db: Database, frames: dict[str, Any]) -> pd.DataFrame:
+    """Completed participants with a stored Prolific id, joined to their bonus and exclusion."""
+    part = frames["participants"]
+    with db.session() as s:
+        pids = dict(s.execute(select(Participant.id, Participant.prolific_pid).where(
+            Participant.study_version_id == frames["info"].id, Participant.status == "completed",
+            Participant.prolific_pid.is_not(None))).all())
+    pro = part[part.participant_id.isin(list(pids))].copy()
+    pro["prolific_pid"] = pro.participant_id.map(pids)
+    return pro
+
+
+def forget_prolific_ids(db: Database, study: str) -> int:
+    """Delete every raw Prolific id still stored for `study` (all versions), e.g. once approvals
+    and bonuses are paid; keyed hashes stay, so nobody can take the study twice. Returns the count."""
+    with db.session() as s:
+        study_id = s.scalar(select(Study.id).where(Study.slug == study))
+        if study_id is None:
+            raise NotFound(f"no launched study {study!r}")
+        return s.execute(update(Participant).where(Participant.study_id == study_id,
+                                                   Participant.prolific_pid.is_not(None))
+                         .values(prolific_pid=None)).rowcount

@@ -12,6 +12,7 @@ from sqlalchemy import (
     DateTime,
     Float,
     ForeignKey,
+    Index,
     Integer,
     String,
     Text,
@@ -30,8 +31,8 @@ class Study(Base):
     slug: Mapped[str] = mapped_column(String(64), unique=True)
     title: Mapped[str] = mapped_column(String(300))
     created_at: Mapped[datetime] = mapped_column(DateTime())
-    #: Per-study HMAC key for Prolific PIDs (hex); never exported. See `study.runtime.pid_hash`.
-    secret: Mapped[str] = mapped_column(String(64))
+    #: live | paused | closed: only a live study takes new participants (`study.versions.set_status`).
+    status: Mapped[str] = mapped_column(String(16), default="live")
 
 
 class StudyVersion(Base):
@@ -58,11 +59,13 @@ class Participant(Base):
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
     study_id: Mapped[int] = mapped_column(ForeignKey("studies.id"), index=True)
     study_version_id: Mapped[int] = mapped_column(ForeignKey("study_versions.id"), index=True)
+    #: raw Prolific id: kept only for finished participants (approval and bonus files)
     prolific_pid: Mapped[str | None] = mapped_column(String(64))
+    #: keyed hash of the Prolific id (`study.keys.pid_hash`): blocks re-entry, never exported
     pid_hash: Mapped[str | None] = mapped_column(String(64))
     prolific_study_id: Mapped[str | None] = mapped_column(String(64))
+    #: Prolific SESSION_ID: kept while the session is open (resume by Prolific link)
     prolific_session_id: Mapped[str | None] = mapped_column(String(64))
-    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
     seed: Mapped[int] = mapped_column(BigInteger)
     condition: Mapped[str] = mapped_column(String(64))
     status: Mapped[str] = mapped_column(String(16), index=True)
@@ -74,6 +77,28 @@ class Participant(Base):
     finished_at: Mapped[datetime | None] = mapped_column(DateTime())
     completion_code: Mapped[str | None] = mapped_column(String(64))
     flags: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
+class Token(Base):
+    """A resume token (sha256 of it); a participant may hold several (one per device or reopening)."""
+
+    __tablename__ = "participant_tokens"
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    participant_id: Mapped[str] = mapped_column(
+        ForeignKey("participants.id", ondelete="CASCADE"), index=True
+    )
+    created_at: Mapped[datetime] = mapped_column(DateTime())
+
+
+class StartAttempt(Base):
+    """A new session started from one client (keyed hash), for per-client rate limits; pruned."""
+
+    __tablename__ = "start_attempts"
+    __table_args__ = (Index("ix_start_attempts_lookup", "study_id", "client_hash", "at"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    study_id: Mapped[int] = mapped_column(ForeignKey("studies.id", ondelete="CASCADE"))
+    client_hash: Mapped[str] = mapped_column(String(64))
+    at: Mapped[datetime] = mapped_column(DateTime())
 
 
 class Step(Base):

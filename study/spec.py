@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from study import protocols
 from study.config import data_dir
@@ -116,13 +116,25 @@ class RecruitmentSpec(_M):
     platform: Literal["prolific", "anonymous"] = "prolific"
     completion_code: str = Field(pattern=r"^[A-Za-z0-9]{1,32}$")
     screenout_code: str | None = Field(None, pattern=r"^[A-Za-z0-9]{1,32}$")
-    target_per_condition: int = Field(20, ge=1)
-    allow_anonymous: bool = True
+    target_per_condition: int = Field(20, ge=1, description="consented sessions per condition")
+    allow_anonymous: bool | None = Field(None, description="sessions without a Prolific id; default: "
+                                         "only when platform is 'anonymous'")
     stop_when_full: bool = False
+    max_starts_per_client: int | None = Field(5, ge=1, description="new sessions per client key (e.g. IP "
+                                              "address) in 10 minutes; null: no limit (e.g. a lab behind one address)")
+
+    @model_validator(mode="after")
+    def _anonymous(self) -> RecruitmentSpec:
+        if self.allow_anonymous is None:
+            self.allow_anonymous = self.platform == "anonymous"
+        elif self.platform == "anonymous" and not self.allow_anonymous:
+            raise ValueError("platform 'anonymous' needs allow_anonymous: true")
+        return self
 
 
 class TimeLimits(_M):
-    session_minutes: float = Field(60, gt=0)
+    session_minutes: float = Field(60, gt=0, description="idle limit: minutes without an answer")
+    total_minutes: float = Field(120, gt=0, description="hard limit: minutes from the start of the session")
 
 
 class QualitySpec(_M):

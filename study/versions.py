@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import lru_cache
@@ -14,7 +13,7 @@ from sqlalchemy import select, update
 
 from study.db import Database
 from study.design import build_items
-from study.errors import NotFound, StimulusError
+from study.errors import InvalidInput, NotFound, StimulusError
 from study.models import Study, StudyVersion
 from study.protocols.base import Item
 from study.spec import ShapesImages, StudySpec, config_sha256, load_spec
@@ -120,7 +119,7 @@ def launch(db: Database, spec_or_path: StudySpec | str | Path, build: bool = Tru
     with db.session() as s:
         study = s.scalar(select(Study).where(Study.slug == spec.id).with_for_update(key_share=True))
         if study is None:
-            study = Study(slug=spec.id, title=spec.title, created_at=utcnow(), secret=secrets.token_hex(32))
+            study = Study(slug=spec.id, title=spec.title, created_at=utcnow(), status="live")
             s.add(study)
             s.flush()
         existing = s.scalar(select(StudyVersion).where(StudyVersion.study_id == study.id,
@@ -138,7 +137,7 @@ def launch(db: Database, spec_or_path: StudySpec | str | Path, build: bool = Tru
         s.execute(update(StudyVersion).where(StudyVersion.study_id == study.id, StudyVersion.id != existing.id,
                                              StudyVersion.status == "active").values(status="superseded"))
         existing.status = "active"
-        study.title = spec.title
+        study.title, study.status = spec.title, "live"
         return _info(existing, study, manifest, created)
 
 
@@ -182,12 +181,30 @@ def get_version(db: Database, study: str | int, version: int | None = None) -> V
 
 
 def list_studies(db: Database) -> list[dict[str, Any]]:
-    """Every study with its versions (id, number, sha256, status, created_at)."""
+    """Every study with its versions (id, number, sha256, version status, created_at) and the
+    study's own status (`study_status`: live | paused | closed)."""
     with db.session() as s:
         rows = s.execute(select(Study, StudyVersion).join(StudyVersion, StudyVersion.study_id == Study.id)
                          .order_by(Study.slug, StudyVersion.version)).all()
         return [{"slug": st.slug, "title": st.title, "version_id": v.id, "version": v.version,
-                 "config_sha256": v.config_sha256, "status": v.status, "created_at": v.created_at} for st, v in rows]
+                 "config_sha256": v.config_sha256, "status": v.status, "created_at": v.created_at,
+                 "study_status": st.status} for st, v in rows]
+
+
+STUDY_STATUSES = ("live", "paused", "closed")
+
+
+def set_status(db: Database, slug: str, status: str) -> str:
+    """Set a study's status: 'live' takes new participants; 'paused' and 'closed' do not (people
+    already in the study may continue and finish). `launch` makes a study live again."""
+    if status not in STUDY_STATUSES:
+        raise InvalidInput(f"status must be one of {', '.join(STUDY_STATUSES)}")
+    with db.session() as s:
+        study = s.scalar(select(Study).where(Study.slug == slug).with_for_update(key_share=True))
+        if study is None:
+            raise NotFound(f"no launched study {slug!r}")
+        study.status = status
+        return status
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,13 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+class StrictAnswer(BaseModel):
+    """Base for answer schemas: unknown keys are errors and nothing is coerced ("false" is not a
+    boolean, 3.0 and True are not integers)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
 @dataclass(frozen=True)
 class Item:
     """One image as a protocol sees it; identical for every participant of a version."""
@@ -45,7 +52,7 @@ class Protocol:
 
     name: ClassVar[str]
     Config: ClassVar[type[Strict]]
-    Answer: ClassVar[type[Strict]]
+    Answer: ClassVar[type[StrictAnswer]]
     supports_control: ClassVar[bool] = False
     scored: ClassVar[bool] = True   # has a correct answer
 

@@ -9,7 +9,7 @@ import numpy as np
 from pydantic import Field
 
 from study.errors import InvalidAnswer
-from study.protocols.base import Item, Protocol, Strict, Trial, check_choice, choose
+from study.protocols.base import Item, Protocol, Strict, StrictAnswer, Trial, check_choice, choose
 
 
 class Config(Strict):
@@ -18,7 +18,7 @@ class Config(Strict):
     show_image: bool = True
 
 
-class Answer(Strict):
+class Answer(StrictAnswer):
     choice: str = Field(max_length=120)
     confidence: int = Field(ge=1, le=7)
 

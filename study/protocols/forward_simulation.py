@@ -12,7 +12,7 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import Field
 
-from study.protocols.base import Item, Protocol, Strict, Trial, check_choice, choose
+from study.protocols.base import Item, Protocol, Strict, StrictAnswer, Trial, check_choice, choose
 
 
 class Config(Strict):
@@ -21,7 +21,7 @@ class Config(Strict):
     confidence_scale: int = Field(0, ge=0, le=7, description="0: no confidence rating")
 
 
-class Answer(Strict):
+class Answer(StrictAnswer):
     choice: str | None = Field(None, max_length=120)
     match: bool | None = None
     confidence: int | None = Field(None, ge=1, le=7)

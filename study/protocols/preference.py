@@ -10,7 +10,7 @@ import numpy as np
 from pydantic import Field
 
 from study.errors import InvalidAnswer
-from study.protocols.base import Item, Protocol, Strict, Trial
+from study.protocols.base import Item, Protocol, Strict, StrictAnswer, Trial
 
 
 class Config(Strict):
@@ -18,7 +18,7 @@ class Config(Strict):
     question: str = "Which map shows the concept better?"
 
 
-class Answer(Strict):
+class Answer(StrictAnswer):
     choice: Literal["left", "right"]
     strength: int = Field(1, ge=1, le=7)
 

@@ -8,7 +8,7 @@ import numpy as np
 from pydantic import Field, field_validator
 
 from study.errors import InvalidAnswer
-from study.protocols.base import Item, Protocol, Strict, Trial
+from study.protocols.base import Item, Protocol, Strict, StrictAnswer, Trial
 
 DEFAULT_ITEMS = {
     "shows_concept": "The highlighted regions show the concept.",
@@ -29,7 +29,7 @@ class Config(Strict):
         return v
 
 
-class Answer(Strict):
+class Answer(StrictAnswer):
     ratings: dict[str, int] = Field(max_length=50)
 
 

@@ -39,7 +39,9 @@ def test_known_effect_recovered_from_bots(sqlite_db, write_spec, tmp_path) -> No
     assert (tmp_path / "out" / "config.sha256").read_text().strip() == frames["sha256"]
     assert json.loads((tmp_path / "out" / "config.json").read_text())["spec"]["id"] == "effect"
     bonus = pd.read_csv(paths["bonus"], header=None, names=["pid", "amount"])
-    assert len(bonus) == 30 and bonus.pid.str.startswith("BOT").all() and (bonus.amount > 0).all()
+    # excluded participants are not paid a bonus; ids are Prolific's 24 hex digits
+    assert len(bonus) == flow["analysed"] and bonus.pid.str.fullmatch("[0-9a-f]{24}").all()
+    assert (bonus.amount > 0).all()
     assert set(pd.read_csv(paths["approvals"]).decision) <= {"approve", "review"}
 
 

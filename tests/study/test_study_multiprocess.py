@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
+from study.bots import bot_pid
 from study.db import Database
 from study.models import Participant, Response, Step
 from study.versions import launch
@@ -82,7 +83,7 @@ def _check(db: Database, write_spec) -> None:
 
     # the same N_RACE people through N_PROCS processes at once: one row and one condition each
     assert len(race_parts) == N_RACE and race_dup_hash == []
-    assert {p.prolific_pid for p in race_parts} == {f"RACEX{i:06d}" for i in range(N_RACE)}
+    assert {p.prolific_pid for p in race_parts} == {bot_pid("RACE", i) for i in range(N_RACE)}
     for r in raced:
         assert all(r["conditions"][p.id] == p.condition for p in race_parts if p.id in r["conditions"])
     with db.session() as s:

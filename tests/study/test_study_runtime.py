@@ -10,10 +10,19 @@ from sqlalchemy import func, select
 
 from study.bots import BotProfile, VirtualClock, _answer_keys, run_bots
 from study.design import conditions, williams
-from study.errors import AlreadyParticipated, InvalidAnswer, InvalidInput, NotFound, SessionClosed
+from study.errors import (
+    AlreadyParticipated,
+    InvalidAnswer,
+    InvalidInput,
+    NotFound,
+    SessionClosed,
+    SessionMismatch,
+)
 from study.models import Event, Participant, Response, Step
 from study.runtime import Runtime
 from study.versions import launch
+
+PID = "5f1abc0123456789abcdef01"
 
 
 def _count(db, model, **where):
@@ -27,13 +36,13 @@ def _count(db, model, **where):
 def test_flow_idempotent_and_bad_input(sqlite_db, write_spec) -> None:
     launch(sqlite_db, write_spec(practice={"trials": 1}, attention_checks={"count": 1}))
     rt = Runtime(sqlite_db)
-    for bad in ("1; DROP TABLE participants;--", "x" * 65, "' OR 1=1 --", "abc def"):
+    for bad in ("1; DROP TABLE participants;--", "x" * 65, "' OR 1=1 --", "abc def", "5f1abc", "5f1a" * 6 + "\n"):
         with pytest.raises(InvalidInput):
             rt.start("demo", prolific_pid=bad)
     with pytest.raises(NotFound):
         rt.start("no-such-study")
     assert _count(sqlite_db, Participant) == 0
-    info = rt.start("demo", prolific_pid="5f1aBC", study_id="S1", session_id="SE1")
+    info = rt.start("demo", prolific_pid=PID, study_id="S1", session_id="SE1")
     assert rt.current_step(info.token).kind == "consent"
     with pytest.raises(InvalidAnswer, match="consent first"):
         rt.submit(info.token, 0, {"ok": True})
@@ -62,11 +71,13 @@ def test_flow_idempotent_and_bad_input(sqlite_db, write_spec) -> None:
         rt.submit(info.token, view.index, {"choice": next(c for c in view.content["candidates"] if c != keys[view.index]["truth"])})
     with pytest.raises(InvalidAnswer, match="still unanswered"):
         rt.finish(info.token)
-    # same PID again while active: resumes at the same step with a new token
-    again = rt.start("demo", prolific_pid="5f1aBC")
+    # same PID again while active: only with the same SESSION_ID, which resumes with a new token
+    for sess in (None, "SE2"):
+        with pytest.raises(SessionMismatch):
+            rt.start("demo", prolific_pid=PID, session_id=sess)
+    again = rt.start("demo", prolific_pid=PID.upper(), session_id="SE1")
     assert again.resumed and again.participant_id == info.participant_id and again.current_step == view.index + 1
-    with pytest.raises(NotFound):
-        rt.current_step(info.token)  # old token rotated
+    assert rt.current_step(info.token).index == view.index + 1  # the first token stays valid
     tok = again.token
     while (step := rt.current_step(tok)) is not None:
         ans = ({"choice": keys[step.index]["truth"]} if step.kind in ("trial", "attention") else {"ok": True})
@@ -78,14 +89,14 @@ def test_flow_idempotent_and_bad_input(sqlite_db, write_spec) -> None:
     with pytest.raises(SessionClosed):
         rt.submit(tok, n, {"ok": True})
     with pytest.raises(AlreadyParticipated):
-        rt.start("demo", prolific_pid="5f1aBC")
+        rt.start("demo", prolific_pid=PID, session_id="SE1")
     assert _count(sqlite_db, Response, participant_id=info.participant_id) == n == again.n_steps
 
 
 def test_withdraw_deletes_and_logs(sqlite_db, write_spec) -> None:
     launch(sqlite_db, write_spec())
     rt = Runtime(sqlite_db)
-    info = rt.start("demo", prolific_pid="WITHDRAW1")
+    info = rt.start("demo", prolific_pid="ab" * 12)
     rt.consent(info.token, True)
     rt.submit(info.token, 0, {"ok": True})
     rt.withdraw(info.token)
@@ -95,13 +106,14 @@ def test_withdraw_deletes_and_logs(sqlite_db, write_spec) -> None:
     with pytest.raises(SessionClosed):
         rt.submit(info.token, 1, {"ok": True})
     with pytest.raises(AlreadyParticipated):
-        rt.start("demo", prolific_pid="WITHDRAW1")
+        rt.start("demo", prolific_pid="ab" * 12)
     with sqlite_db.session() as s:
         assert s.get(Participant, info.participant_id).prolific_pid is None
 
 
 def test_abandoned_sessions_are_reclaimed(sqlite_db, write_spec) -> None:
-    launch(sqlite_db, write_spec(design={"type": "between", "control": False}, time_limits={"session_minutes": 10}))
+    launch(sqlite_db, write_spec(design={"type": "between", "control": False}, time_limits={"session_minutes": 10},
+                                 recruitment={"platform": "anonymous", "completion_code": "DONE1"}))
     clock = VirtualClock()
     rt = Runtime(sqlite_db, clock=clock)
     first = rt.start("demo")
