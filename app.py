@@ -2,20 +2,37 @@
 
 A participant (a study link `?study=SLUG`, or a resume link `?r=TOKEN`) gets the participant page
 and nothing else: no menu, and no path or query can open another page in that browser session.
-Everyone else gets the researcher pages.
+Everyone else gets the researcher pages, behind the researcher password.
 """
 
 import streamlit as st
 
+from study import access
+from ui.login import logged_in, login_page
+
 PARTICIPANT = "_visitor_is_participant"
+participant_link = "study" in st.query_params or "r" in st.query_params
+
+
+@st.cache_resource
+def _announce_password() -> None:
+    """First start with no password configured: generate one, print it once to the terminal."""
+    password = access.ensure_password()
+    if password:
+        print(f"\n  Researcher password (shown once; only its hash is kept in {access.hash_file()}):\n"
+              f"      {password}\n  Set {access.ENV} to choose your own.\n", flush=True)
+
 
 st.set_page_config(page_title="ConVis Studio", page_icon="🔎", layout="wide",
-                   initial_sidebar_state="collapsed" if "study" in st.query_params or "r" in st.query_params
-                   else "auto")
-if "study" in st.query_params or "r" in st.query_params:
+                   initial_sidebar_state="collapsed" if participant_link else "auto")
+if participant_link:
     st.session_state[PARTICIPANT] = True
 if st.session_state.get(PARTICIPANT):
     nav = st.navigation([st.Page("pages/take_part.py", title="Study", default=True)], position="hidden")
 else:
-    nav = st.navigation([st.Page("pages/explore.py", title="Explore explanations", icon="🔎", default=True)])
+    _announce_password()
+    if logged_in():
+        nav = st.navigation([st.Page("pages/explore.py", title="Explore explanations", icon="🔎", default=True)])
+    else:
+        nav = st.navigation([st.Page(login_page, title="Log in", default=True)], position="hidden")
 nav.run()

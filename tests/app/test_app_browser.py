@@ -28,7 +28,8 @@ def free_port() -> int:
 @pytest.fixture(scope="module")
 def app_url(tmp_path_factory):
     port = free_port()
-    env = {**os.environ, "CONVIS_MODEL": "convis-tiny", "CONVIS_PRETRAINED": "none"}
+    env = {**os.environ, "CONVIS_MODEL": "convis-tiny", "CONVIS_PRETRAINED": "none",
+           "CONVIS_ADMIN_PASSWORD": "explore-test-password"}
     log = tmp_path_factory.mktemp("app") / "streamlit.log"
     with open(log, "w") as fh:
         proc = subprocess.Popen(
@@ -59,6 +60,8 @@ def test_explore_in_chromium(app_url, tmp_path):
         try:
             page = browser.new_page(viewport={"width": 1400, "height": 1000})
             page.goto(f"{app_url}/?word=circle&bank=subtree%3Dplane_figure.n.01&sample=coffee&mode=bogus")
+            page.get_by_label("Password").fill("explore-test-password")
+            page.get_by_role("button", name="Log in").click()
             page.get_by_text("RANDOM WEIGHTS", exact=False).first.wait_for(timeout=120_000)
             page.get_by_text("Ignored invalid link parameters: mode").wait_for(timeout=30_000)
             page.get_by_text("Pick a concept and press Explain").wait_for(timeout=120_000)

@@ -9,8 +9,15 @@ from streamlit.testing.v1 import AppTest
 APP = str(Path(__file__).resolve().parents[2] / "app.py")
 
 
-def test_explore_page_explains_and_warns_about_random_weights():
+def researcher_app() -> AppTest:
+    """The app as a researcher who has logged in (the login itself: tests/app/test_login.py)."""
     at = AppTest.from_file(APP, default_timeout=300)
+    at.session_state["research_logged_in"] = True
+    return at
+
+
+def test_explore_page_explains_and_warns_about_random_weights():
+    at = researcher_app()
     at.run()
     assert not at.exception
     at.sidebar.selectbox(key="explore_model").select("Tiny model, RANDOM weights (plumbing only)")
@@ -29,7 +36,7 @@ def test_explore_page_explains_and_warns_about_random_weights():
 
 
 def test_explore_page_rejects_unknown_words_and_bad_uploads():
-    at = AppTest.from_file(APP, default_timeout=300)
+    at = researcher_app()
     at.run()
     at.sidebar.selectbox(key="explore_model").select("Tiny model, RANDOM weights (plumbing only)")
     at.run()

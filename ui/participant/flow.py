@@ -65,7 +65,8 @@ def _client() -> str | None:
         forwarded = (st.context.headers.get("X-Forwarded-For") or "").split(",")[0].strip()
         if forwarded:
             return forwarded
-    return st.context.ip_address
+    ip = st.context.ip_address
+    return ip if isinstance(ip, str) and ip else None
 
 
 def _token(rt: Runtime) -> str | None:
