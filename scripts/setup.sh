@@ -24,14 +24,14 @@ if [ ${#need[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $sudo_ apt-get install -y -qq "${need[@]}" >/dev/null
 fi
 
-# 2. Python virtual environment with the pinned requirements (skipped when unchanged).
+# 2. Python virtual environment with the exact lock requirements.txt (made from requirements.in
+#    by scripts/lock_requirements.py; pip itself is locked too). Skipped when the lock is unchanged.
 py="${PYTHON:-python3}"
 [ -x .venv/bin/python ] || { say "creating .venv"; "$py" -m venv .venv; }
 stamp=.venv/.requirements.sha256
 want=$(sha256sum requirements.txt | cut -d' ' -f1)
 if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
-  say "installing Python packages (first time: several minutes)"
-  .venv/bin/python -m pip install -q --upgrade pip
+  say "installing the locked Python packages (first time: several minutes)"
   .venv/bin/python -m pip install -q -r requirements.txt
   echo "$want" > "$stamp"
 fi
