@@ -24,10 +24,10 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Literal, ParamSpec, TypeVar
+from typing import Any, ParamSpec, TypeVar
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationError, field_validator
 from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
@@ -146,7 +146,14 @@ class FinishResult:
 
 class _Ack(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
-    ok: Literal[True] = True
+    ok: StrictBool = True
+
+    @field_validator("ok")
+    @classmethod
+    def _true(cls, value: bool) -> bool:
+        if value is not True:
+            raise ValueError("must be true")
+        return value
 
 
 class _Choice(BaseModel):
