@@ -83,11 +83,16 @@ def _alembic(url: str, action: str, revision: str) -> None:
     engine.dispose()
 
 
-def test_migration_rekeys_legacy_hashes_with_the_key_outside(tmp_path, write_spec) -> None:
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def any_db(request: pytest.FixtureRequest) -> dbmod.Database:
+    return request.getfixturevalue("sqlite_db" if request.param == "sqlite" else "pg_db")
+
+
+def test_migration_rekeys_legacy_hashes_with_the_key_outside(any_db, write_spec) -> None:
     """0002 (secret in the database) -> 0003: rows with a raw PID are re-keyed and keep resuming;
     a withdrawal whose raw PID is gone cannot be re-keyed (documented in the migration)."""
-    url = f"sqlite:///{tmp_path / 'legacy.sqlite'}"
-    db = dbmod.connect(url)
+    url = any_db.url
+    db = any_db
     launch(db, write_spec(id="legacy"))
     rt = Runtime(db)
     gone, active = rt.start("legacy", prolific_pid=GONE), rt.start("legacy", prolific_pid=HERE, session_id="SH")
