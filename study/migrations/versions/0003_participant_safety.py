@@ -18,6 +18,11 @@
 - ``start_attempts`` (keyed client hash, time) for per-client limits on new sessions.
 - ``studies.status``: live | paused | closed (existing studies: live).
 
+Frozen study versions are never rewritten: a Prolific study launched before this revision froze
+the old default ``allow_anonymous: true`` and keeps allowing anonymous sessions until it is
+launched again (the new default is false for platform prolific). Its new time and start limits
+(``total_minutes`` 120, ``max_starts_per_client`` 5) apply at once, as defaults of fields it lacks.
+
 Revision ID: 0003
 Revises: 0002
 Create Date: 2026-12-02 09:00:00
