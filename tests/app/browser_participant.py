@@ -86,6 +86,7 @@ class Participant:
         self.token = ""
         self.seen: dict[str, int] = {}
         self.timeout = 60_000
+        self.on_screen: Any = None      # called as on_screen(kind, view) once a step is on screen
 
     # ------------------------------------------------------------ locating
     def el(self, key: str) -> Any:
@@ -190,16 +191,20 @@ class Participant:
 
     def step(self) -> str:
         """Wait for the current step on screen, screenshot it (first of its kind), answer it."""
-        if self.page.locator(".st-key-pt_feedback_done").count():
-            self.shot("feedback")
-            self.seen["feedback"] = self.seen.get("feedback", 0) + 1
-            self.click("pt_feedback_done")
-            self.page.locator(".st-key-pt_feedback_done").wait_for(state="detached", timeout=self.timeout)
-            return "feedback"
         kind, key, view = self.step_key()
         if kind == "done":
             return kind
+        feedback = self.el("pt_feedback_done")
+        self.page.locator(f".st-key-pt_feedback_done, .st-key-{key}").first.wait_for(timeout=self.timeout)
+        if feedback.count():
+            self.shot("feedback")
+            self.seen["feedback"] = self.seen.get("feedback", 0) + 1
+            self.click("pt_feedback_done")
+            feedback.wait_for(state="detached", timeout=self.timeout)
+            return "feedback"
         self.wait_for(key)
+        if self.on_screen is not None:
+            self.on_screen(kind, view)
         self.shot(kind)
         self.seen[kind] = self.seen.get(kind, 0) + 1
         self.answer(kind, view)
@@ -217,6 +222,19 @@ class Participant:
                 return
             self.page.wait_for_timeout(50)
         raise AssertionError(f"the page did not advance past {old}")
+
+    def advance_to(self, target: str, max_steps: int = 300) -> tuple[str, str, Any]:
+        """Answer steps until a step of kind `target` is on screen; returns its (kind, key, view)."""
+        for _ in range(max_steps):
+            kind, key, view = self.step_key()
+            if kind == target:
+                self.page.locator(f".st-key-pt_feedback_done, .st-key-{key}").first.wait_for(timeout=self.timeout)
+                if not self.el("pt_feedback_done").count():
+                    self.wait_for(key)
+                    return kind, key, view
+            if self.step() == "done":
+                break
+        raise AssertionError(f"no {target} step reached")
 
     def run(self, max_steps: int = 300) -> dict[str, int]:
         for _ in range(max_steps):

@@ -126,6 +126,8 @@ def _active(rt: Runtime, token: str, info: SessionInfo) -> None:
         steps.questionnaire(view.content, ans)
     else:
         c = view.content
+        if view.kind == "practice" and c.get("feedback"):
+            st.caption("Practice: after you answer, you will see the right answer.")
         labels = describe_all([*c.get("candidates", []), *([c["concept"]] if c.get("concept") else [])])
         SCREENS[info.protocol](c, view.assets, labels, ans)
     _withdraw(rt, token)

@@ -40,10 +40,12 @@ def panel(assets: dict[str, bytes], path: str | None, caption: str, width: int =
     st.image(data, width=width, caption=caption)
 
 
-def concept(label: ConceptLabel, show_definition: bool = True) -> None:
-    """A concept as people read it: its name in bold and the WordNet definition beneath."""
-    st.html(f'<div class="pt-name">{_esc(label.name)}</div>')
-    if show_definition and label.definition:
+def concept(label: ConceptLabel, show_name: bool = True) -> None:
+    """A concept as people read it: its name in bold and the WordNet definition beneath (the name
+    is left out where a button already carries it)."""
+    if show_name:
+        st.html(f'<div class="pt-name">{_esc(label.name)}</div>')
+    if label.definition:
         st.html(f'<div class="pt-def">{_esc(label.definition)}</div>')
 
 

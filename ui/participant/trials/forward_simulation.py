@@ -32,7 +32,7 @@ def _top1(c: dict[str, Any], assets: dict[str, bytes], labels: dict[str, Concept
             if not scale:
                 ans.button(labels[cand].name, {"choice": cand}, f"pick_{cands.index(cand)}",
                            use_container_width=True)
-            concept(labels[cand])
+            concept(labels[cand], show_name=bool(scale))
     if scale:
         _choice_form(ans, cands, labels, scale)
 
