@@ -8,7 +8,6 @@ import time
 import pytest
 from sqlalchemy import func, select
 
-from study.db import connect
 from study.design import conditions
 from study.models import Participant, Response
 from study.runtime import Runtime
@@ -21,11 +20,8 @@ pytestmark = [pytest.mark.browser, pytest.mark.postgres]
 
 
 @pytest.fixture
-def pg_env(pg_url, tmp_path):
-    db = connect(pg_url)
-    with db.engine.begin() as conn:
-        conn.exec_driver_sql("TRUNCATE events, responses, steps, participants, study_versions, studies CASCADE")
-    return db, {"DATABASE_URL": pg_url, "CONVIS_PID_KEY": "ef" * 32}
+def pg_env(pg_db, pg_url):
+    return pg_db, {"DATABASE_URL": pg_url, "CONVIS_PID_KEY": "ef" * 32}
 
 
 @pytest.fixture

@@ -57,9 +57,8 @@ def questionnaire(content: dict[str, Any], ans: Answering) -> None:
             label = q["text"] + ("" if q["required"] else " (optional)")
             key = ans.key(f"q_{q['id']}")
             if q["type"] == "likert":
-                st.radio(label, list(range(1, q["scale"] + 1)), index=None, key=key, horizontal=True,
-                         captions=None)
-                st.caption(f"1 = strongly disagree · {q['scale']} = strongly agree")
+                st.radio(f"{label} (1 = strongly disagree, {q['scale']} = strongly agree)",
+                         list(range(1, q["scale"] + 1)), index=None, key=key, horizontal=True)
             elif q["type"] == "choice":
                 st.radio(label, q["options"], index=None, key=key)
             else:

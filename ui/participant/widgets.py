@@ -31,7 +31,7 @@ def page_style() -> None:
     st.html(_CSS)
 
 
-def panel(assets: dict[str, bytes], path: str | None, caption: str, width: int = PANEL_PX) -> None:
+def panel(assets: dict[str, bytes], path: str | None, caption: str | None, width: int = PANEL_PX) -> None:
     """One image or map panel from the step's own bytes (never a URL), with a caption."""
     data = assets.get(path or "")
     if data is None:

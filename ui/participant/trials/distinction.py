@@ -23,6 +23,6 @@ def draw(content: dict[str, Any], assets: dict[str, bytes], labels: dict[str, Co
             panel(assets, image, "The image")
     for col, cand in zip(cols[1:] if image else cols, cands, strict=True):
         with col:
-            panel(assets, maps.get(cand), labels[cand].name)
+            panel(assets, maps.get(cand), None)
             concept(labels[cand])
     _choice_form(ans, cands, labels, content["confidence_scale"])

@@ -28,7 +28,7 @@ def _top1(c: dict[str, Any], assets: dict[str, bytes], labels: dict[str, Concept
     for col, cand in zip(cols[1:], cands, strict=True):
         with col:
             if maps:
-                panel(assets, maps.get(cand), labels[cand].name)
+                panel(assets, maps.get(cand), None)
             if not scale:
                 ans.button(labels[cand].name, {"choice": cand}, f"pick_{cands.index(cand)}",
                            use_container_width=True)

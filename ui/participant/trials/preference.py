@@ -19,7 +19,7 @@ def _strength_label(v: int, scale: int) -> str:
 
 def draw(content: dict[str, Any], assets: dict[str, bytes], labels: dict[str, ConceptLabel], ans: Answering) -> None:
     scale, label = content["strength_scale"], labels[content["concept"]]
-    st.markdown(f"{content['question']} Concept: {concept_inline(label)}")
+    st.markdown(f"Both maps show where the model sees {concept_inline(label)}.")
     cols = st.columns([1, 1, 1, 1.4])
     with cols[0]:
         panel(assets, content["image_file"], "The image")
@@ -28,7 +28,7 @@ def draw(content: dict[str, Any], assets: dict[str, bytes], labels: dict[str, Co
     with cols[2]:
         panel(assets, content["right"]["map"], "Right map")
     with cols[3], st.form(ans.key("form"), border=False):
-        st.radio("Which map shows the concept better?", ["left", "right"], index=None, key=ans.key("side"),
+        st.radio(content["question"], ["left", "right"], index=None, key=ans.key("side"),
                  format_func=lambda s: f"{s.capitalize()} map")
         if scale > 1:
             st.radio(f"How much better? (1 = slightly, {scale} = much)", list(range(1, scale + 1)), index=None,
