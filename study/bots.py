@@ -96,12 +96,7 @@ def _bot_answer(runtime: Runtime, view: StepView, key: dict[str, Any], profile: 
                             else str(rng.choice(q["options"])) if q["type"] == "choice" else "bot")
         return {"answers": out}
     proto = protocols.get(protocol)
-    if protocol == "pairwise_preference":
-        sl, sr = profile.p(c["left"]["method"]), profile.p(c["right"]["method"])
-        p = sl / (sl + sr) if sl + sr > 0 else 0.5
-    else:
-        p = profile.p(c.get("method"))
-    return proto.bot_answer(Trial(c, key), p, rng)
+    return proto.bot_answer(Trial(c, key), proto.bot_probability(c, profile.p), rng)
 
 
 def bot_pid(prefix: str, i: int) -> str:

@@ -133,7 +133,7 @@ def _run(args: argparse.Namespace) -> Any:
         return {"bots": len(outs), "statuses": statuses, "submitted": sum(o.submitted for o in done),
                 "duplicates": sum(o.duplicates for o in done), "participants": sorted({o.participant_id for o in done}),
                 "conditions": {o.participant_id: o.condition for o in done}}
-    from study import analysis
+    from study import analysis, protocols
     from study.export import export_study, load_frames
 
     if args.cmd == "export":
@@ -146,7 +146,7 @@ def _run(args: argparse.Namespace) -> Any:
         out["pairwise"] = analysis.pairwise_methods(trials).to_dict("records")
         if not args.no_mixed and trials.method.nunique() > 1:
             out["mixed_logit"] = analysis.mixed_logit(trials).to_dict("records")
-    elif frames["spec"].protocol.name == "pairwise_preference":
+    elif protocols.get(frames["spec"].protocol.name).analysis == "bradley_terry":
         bt = analysis.bradley_terry(trials)
         out["bradley_terry"] = {"scores": bt["scores"].to_dict("records"), "lr_test": bt["lr_test"]}
     else:

@@ -345,8 +345,8 @@ def _design_problems(spec: StudySpec, index: dict[tuple[Any, ...], int], manifes
                              f"protocol {proto.name!r} has no no-explanation control; set control: false"))
     if "none" in spec.methods:
         problems.append(_fmt(index, ("methods",), "'none' is reserved for the control; use design.control: true"))
-    if proto.name == "pairwise_preference" and len(spec.methods) < 2:
-        problems.append(_fmt(index, ("methods",), "pairwise_preference needs at least two methods"))
+    if len(spec.methods) < proto.min_methods:
+        problems.append(_fmt(index, ("methods",), f"{proto.name} needs at least {proto.min_methods} methods"))
     n_cand = getattr(spec.protocol_config(), "n_candidates", 1)
     if n_cand > len(spec.concepts):
         problems.append(_fmt(index, ("protocol", "options", "n_candidates"),

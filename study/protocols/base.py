@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -55,6 +56,9 @@ class Protocol:
     Answer: ClassVar[type[StrictAnswer]]
     supports_control: ClassVar[bool] = False
     scored: ClassVar[bool] = True   # has a correct answer
+    min_methods: ClassVar[int] = 1  # methods a spec must list
+    #: how results are analysed: "accuracy" (scored), "bradley_terry" (preferences) or "likert"
+    analysis: ClassVar[str] = "accuracy"
 
     def arms(self, cfg: Strict, methods: list[str], control: bool) -> list[tuple[str, ...]]:
         """What one trial compares: one method per trial by default (plus the control, if any)."""
@@ -87,6 +91,10 @@ class Protocol:
     def bot_answer(self, trial: Trial, p_correct: float, rng: np.random.Generator) -> dict[str, Any]:
         """A simulated participant's answer, correct with probability `p_correct`."""
         raise NotImplementedError
+
+    def bot_probability(self, content: dict[str, Any], accuracy: Callable[[str | None], float]) -> float:
+        """The `p_correct` a simulated participant brings to this trial, from its accuracy per method."""
+        return accuracy(content.get("method"))
 
 
 def _short(exc: ValidationError) -> str:

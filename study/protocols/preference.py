@@ -3,6 +3,7 @@ order; which shows the concept better, and by how much (1 = slightly ... scale =
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from itertools import combinations
 from typing import Any, Literal
 
@@ -28,6 +29,8 @@ class Preference(Protocol):
     Config = Config
     Answer = Answer
     scored = False
+    min_methods = 2
+    analysis = "bradley_terry"
 
     def arms(self, cfg: Config, methods: list[str], control: bool) -> list[tuple[str, ...]]:
         return list(combinations(methods, 2))
@@ -49,6 +52,11 @@ class Preference(Protocol):
         side = answer["choice"]
         other = "right" if side == "left" else "left"
         return None, {"winner": trial.key[side], "loser": trial.key[other], "side": side}
+
+    def bot_probability(self, content: dict[str, Any], accuracy: Callable[[str | None], float]) -> float:
+        """Method strengths to P(left wins) = s_left / (s_left + s_right) (Bradley-Terry)."""
+        sl, sr = accuracy(content["left"]["method"]), accuracy(content["right"]["method"])
+        return sl / (sl + sr) if sl + sr > 0 else 0.5
 
     def bot_answer(self, trial: Trial, p_correct: float, rng: np.random.Generator) -> dict[str, Any]:
         """`p_correct` here is the probability of preferring the left method."""

@@ -38,6 +38,7 @@ class Rating(Protocol):
     Config = Config
     Answer = Answer
     scored = False
+    analysis = "likert"
 
     def build(self, cfg: Config, item: Item, arm: tuple[str, ...], rng: np.random.Generator) -> Trial:
         method = arm[0]

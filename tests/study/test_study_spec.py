@@ -82,3 +82,23 @@ def test_launch_freezes_versions(sqlite_db, write_spec) -> None:
 
     assert get_version(sqlite_db, "demo").id == v2.id
     assert [r["status"] for r in list_studies(sqlite_db)] == ["superseded", "active"]
+
+
+def test_protocol_rules_come_from_the_protocol(tmp_path) -> None:
+    """A rule of one protocol (pairwise preference needs two methods) lives in its module, so the
+    spec, the bots and the analysis need no protocol names of their own."""
+    from study import protocols
+
+    text = ("id: demo\ntitle: T\nconsent: c\ninstructions: i\nstimuli: {source: synthetic, dir: " + str(tmp_path / "x")
+            + ", n_images: 8}\nconcepts: [dog.n.01, cat.n.01]\nmethods: [convis]\n"
+            "protocol: {name: pairwise_preference}\ntrials: 2\nrecruitment: {completion_code: ABC}\n")
+    with pytest.raises(SpecError) as err:
+        validate_text(text)
+    assert "line 7: methods: pairwise_preference needs at least 2 methods" in "\n".join(err.value.problems)
+    pref = protocols.get("pairwise_preference")
+    content = {"left": {"method": "a"}, "right": {"method": "b"}}
+    assert pref.bot_probability(content, {"a": 0.75, "b": 0.25}.get) == pytest.approx(0.75)
+    assert [protocols.get(n).analysis for n in ("forward_simulation", "distinction", "pairwise_preference",
+                                                 "rating")] == ["accuracy", "accuracy", "bradley_terry", "likert"]
+    source = "".join((Path("study") / f).read_text() for f in ("spec.py", "bots.py", "cli.py"))
+    assert "pairwise_preference" not in source
