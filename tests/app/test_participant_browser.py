@@ -115,6 +115,13 @@ def test_reload_double_click_back_button_and_large_screen(site, browser) -> None
         images_in_viewport(page)
         pid = rt.resume(who.token).participant_id
         before = responses(db, pid)
+        # one click disables the step's answer buttons at once, before the server answers
+        buttons = who.el(key).locator("button")
+        buttons.first.click()
+        page.wait_for_function("() => (window.__ptDisabled || 0) >= 1", timeout=5000)
+        who._wait_advanced(view)
+        kind, key, view = who.advance_to("trial")
+        before = responses(db, pid)
         # a double click on an answer button stores one answer and answers nothing else
         who.el(key).locator("button").first.dblclick()
         who._wait_advanced(view)

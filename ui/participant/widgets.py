@@ -26,9 +26,36 @@ header[data-testid="stHeader"], [data-testid="stToolbar"], [data-testid="stDecor
 """
 
 
+# Once a participant clicks an answer (a button inside a step's widgets, or consent), every answer
+# button of that step is disabled at once, so a second click cannot even be sent; the next step's
+# buttons are new elements. If the step stays (an incomplete form), they come back after 2.5 s.
+_GUARD = """
+<script>
+if (!window.__ptGuard) {
+  window.__ptGuard = true;
+  document.addEventListener("click", (ev) => {
+    const btn = ev.target.closest("button");
+    const box = btn && btn.closest("[class*='st-key-pt_s'], [class*='st-key-pt_consent']");
+    if (!box) return;
+    const step = (box.className.match(/st-key-(pt_s\\d+_|pt_consent)/) || [])[1];
+    if (!step) return;
+    setTimeout(() => {
+      const all = document.querySelectorAll(`[class*='st-key-${step}'] button`);
+      all.forEach((b) => { b.disabled = true; });
+      window.__ptDisabled = (window.__ptDisabled || 0) + all.length;
+      setTimeout(() => all.forEach((b) => { if (b.isConnected) b.disabled = false; }), 2500);
+    }, 0);
+  }, true);
+}
+</script>
+"""
+
+
 def page_style() -> None:
-    """Participant chrome: no header, toolbar or sidebar; content starts at the top."""
+    """Participant chrome: no header, toolbar or sidebar; content starts at the top; answer
+    buttons disable themselves on the first click."""
     st.html(_CSS)
+    st.html(_GUARD, unsafe_allow_javascript=True)
 
 
 def panel(assets: dict[str, bytes], path: str | None, caption: str | None, width: int = PANEL_PX) -> None:
