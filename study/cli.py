@@ -1,4 +1,5 @@
-"""`python -m study`: validate, build-stimuli, launch, bots, status, export, forget-pids, analyse, power."""
+"""`python -m study`: validate, build-stimuli, launch, bots, status, export, forget-pids, withdraw,
+analyse, power."""
 
 from __future__ import annotations
 
@@ -51,6 +52,9 @@ def main(argv: list[str] | None = None) -> int:
     st.add_argument("status", choices=["live", "paused", "closed"])
     f = sub.add_parser("forget-pids", help="delete the raw Prolific ids still stored (after approvals and bonuses)")
     f.add_argument("study")
+    w = sub.add_parser("withdraw", help="withdraw a participant who asked by message: delete their answers")
+    w.add_argument("study")
+    w.add_argument("--pid", required=True, help="their Prolific id")
     a = sub.add_parser("analyse", help="print the main analyses as JSON")
     a.add_argument("study")
     a.add_argument("--version", type=int)
@@ -111,6 +115,10 @@ def _run(args: argparse.Namespace) -> Any:
         from study.export import forget_prolific_ids
 
         return {"study": args.study, "cleared": forget_prolific_ids(db, args.study)}
+    if args.cmd == "withdraw":
+        from study.runtime import Runtime
+
+        return {"study": args.study, "withdrawn": Runtime(db).withdraw_by_pid(args.study, args.pid)}
     if args.cmd == "bots":
         from study.bots import BotOutcome, BotProfile, run_bots
 

@@ -681,20 +681,38 @@ class Runtime:
         'withdrawn', the version, the day of withdrawal, and the keyed PID hash so that the same
         Prolific participant cannot enter the study again."""
         with self._tx() as s:
-            p = self._participant(s, token)
-            if p.status == "withdrawn":
-                return
-            s.execute(delete(Response).where(Response.participant_id == p.id))
-            s.execute(delete(Step).where(Step.participant_id == p.id))
-            s.execute(delete(Event).where(Event.participant_id == p.id))
-            day = _day(self.clock())
-            s.add(Event(study_version_id=p.study_version_id, participant_id=p.id, kind="withdrawn", at=day, detail={}))
-            p.status, p.prolific_pid, p.prolific_study_id, p.prolific_session_id = "withdrawn", None, None, None
-            p.seed, p.condition, p.current_step, p.n_steps = 0, "", 0, 0
-            p.started_at = p.last_activity_at = day
-            p.consented_at = p.finished_at = None
-            p.flags, p.completion_code = {}, None
+            self._redact(s, self._participant(s, token))
 
+    def withdraw_by_pid(self, study: str, prolific_pid: str) -> str:
+        """The researcher's door to the same withdrawal, for a participant who asks by message
+        (Prolific passes their id): returns the withdrawn participant_id; `NotFound` if this study
+        has nobody with that id."""
+        pid = _check_pid(prolific_pid)
+        if pid is None:
+            raise InvalidInput("a Prolific id is needed")
+        with self._tx() as s:
+            row = s.scalar(select(Study).where(Study.slug == study))
+            p = None if row is None else s.scalar(
+                select(Participant).where(Participant.study_id == row.id, Participant.pid_hash == pid_hash(study, pid))
+                .with_for_update(key_share=True))
+            if p is None:
+                raise NotFound(f"nobody with this Prolific id took part in study {study!r}")
+            self._redact(s, p)
+            return p.id
+
+    def _redact(self, s: Session, p: Participant) -> None:
+        if p.status == "withdrawn":
+            return
+        s.execute(delete(Response).where(Response.participant_id == p.id))
+        s.execute(delete(Step).where(Step.participant_id == p.id))
+        s.execute(delete(Event).where(Event.participant_id == p.id))
+        day = _day(self.clock())
+        s.add(Event(study_version_id=p.study_version_id, participant_id=p.id, kind="withdrawn", at=day, detail={}))
+        p.status, p.prolific_pid, p.prolific_study_id, p.prolific_session_id = "withdrawn", None, None, None
+        p.seed, p.condition, p.current_step, p.n_steps = 0, "", 0, 0
+        p.started_at = p.last_activity_at = day
+        p.consented_at = p.finished_at = None
+        p.flags, p.completion_code = {}, None
 
 def _allowed(ctx: VersionContext) -> dict[str, str]:
     """The readable files of a version's stimuli (cached per manifest object)."""

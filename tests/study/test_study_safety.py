@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
-from sqlalchemy import create_engine, inspect, select, text
+from sqlalchemy import create_engine, func, inspect, select, text
 from sqlalchemy.orm import sessionmaker
 
 from study import db as dbmod
@@ -25,6 +25,7 @@ from study.errors import (
     DatabaseUnavailable,
     InvalidAnswer,
     InvalidInput,
+    NotFound,
     SessionClosed,
     SessionExpired,
     SessionMismatch,
@@ -312,6 +313,26 @@ def test_withdrawal_leaves_only_a_tombstone(db, write_spec, tmp_path) -> None:
         rt.start("demo", prolific_pid=VICTIM, session_id="S1")
     part = pd.read_csv(export_study(db, "demo", tmp_path / "out")["participants"])
     assert part.status.tolist() == ["withdrawn"] and part.condition.isna().all()
+
+
+def test_researcher_withdraws_by_prolific_id(db, write_spec, tmp_path) -> None:
+    """A participant who asks by message: the researcher withdraws them by their Prolific id (CLI)."""
+    from study.cli import main
+
+    launch(db, write_spec())
+    rt = Runtime(db)
+    info = rt.start("demo", prolific_pid=VICTIM, session_id="S1")
+    rt.consent(info.token, True)
+    rt.submit(info.token, 0, {"ok": True})
+    with pytest.raises(NotFound):
+        rt.withdraw_by_pid("demo", _pid(999))
+    with pytest.raises(InvalidInput):
+        rt.withdraw_by_pid("demo", "not-a-prolific-id")
+    assert main(["--db", db.url, "withdraw", "demo", "--pid", VICTIM.upper()]) == 0
+    assert _row(db, info.participant_id).status == "withdrawn"
+    with db.session() as s:
+        assert s.scalar(select(func.count()).select_from(Response)) == 0
+    assert main(["--db", db.url, "withdraw", "demo", "--pid", _pid(998)]) == 2
 
 
 # ---------------------------------------------------------------- also: nothing leads to the ground truth
