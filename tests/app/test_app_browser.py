@@ -60,7 +60,7 @@ def test_explore_in_chromium(app_url, tmp_path):
         try:
             page = browser.new_page(viewport={"width": 1400, "height": 1000})
             page.goto(f"{app_url}/?word=circle&bank=subtree%3Dplane_figure.n.01&sample=coffee&mode=bogus")
-            page.get_by_label("Password").fill("explore-test-password")
+            page.get_by_label("Password", exact=True).fill("explore-test-password")
             page.get_by_role("button", name="Log in").click()
             page.get_by_text("RANDOM WEIGHTS", exact=False).first.wait_for(timeout=120_000)
             page.get_by_text("Ignored invalid link parameters: mode").wait_for(timeout=30_000)

@@ -12,8 +12,8 @@ from streamlit.testing.v1 import AppTest
 
 from study import protocols
 from study.bots import _answer_keys
-from study.labels import describe
 from study.db import connect, forget
+from study.labels import describe
 from study.models import Participant, Response
 from study.runtime import Runtime
 from study.versions import set_status
@@ -308,3 +308,35 @@ def test_participants_see_one_page_and_no_ground_truth(db, tmp_path) -> None:
     with db.session() as s:
         assert s.scalar(select(func.count()).select_from(Participant)) == 1
 
+
+
+def test_expired_full_finished_and_mismatched_sessions(db, tmp_path) -> None:
+    from study.bots import BotProfile, run_bots
+
+    launch_example(db, "rating", tmp_path, id="short", time_limits={"session_minutes": 0.002, "total_minutes": 1})
+    at = visit(study="short", PROLIFIC_PID=prolific_pid(), SESSION_ID="E" * 24)
+    at.button(key="pt_consent_yes").click().run()
+    import time
+
+    time.sleep(0.3)
+    expired = visit(r=token_of(at))
+    assert "This session has expired" in text_of(expired)
+
+    spec = launch_example(db, "rating", tmp_path, id="tiny",
+                          recruitment={"target_per_condition": 1, "stop_when_full": True})
+    outs = run_bots(db, "tiny", len(spec["methods"]), BotProfile(), workers=1)
+    assert all(o.status == "completed" for o in outs)
+    assert "This study is full" in text_of(visit(study="tiny", PROLIFIC_PID=prolific_pid(), SESSION_ID="E" * 24))
+
+    launch_example(db, "rating", tmp_path, id="again", questionnaire=[], trials=2, practice={"trials": 0},
+                   attention_checks={"count": 0})
+    rt, pid = Runtime(db), prolific_pid()
+    first = visit(study="again", PROLIFIC_PID=pid, SESSION_ID="E" * 24)
+    take_study(first, rt, "rating")
+    assert "completed the study" in text_of(first)
+    assert "already taken part" in text_of(visit(study="again", PROLIFIC_PID=pid, SESSION_ID="E" * 24))
+    other = visit(study="again", PROLIFIC_PID=(pid2 := prolific_pid()), SESSION_ID="E" * 24)
+    assert "pt_consent_yes" in [b.key for b in other.button]
+    assert "open in another session" in text_of(visit(study="again", PROLIFIC_PID=pid2, SESSION_ID="F" * 24))
+    # a made-up step in the link changes nothing: the page shows the session's own step
+    assert "pt_consent_yes" in [b.key for b in visit(r=token_of(other), step="7").button]
