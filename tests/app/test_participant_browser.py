@@ -95,7 +95,7 @@ def test_participant_completes_example_study(site, browser, name) -> None:
 
         who.on_screen = check
         seen = who.run()
-        assert page.get_by_text(spec["recruitment"]["completion_code"]).count() >= 1
+        page.get_by_text(spec["recruitment"]["completion_code"]).first.wait_for(timeout=30_000)
         info = rt.resume(who.token)
         assert info.status == "completed" and responses(db, info.participant_id) == info.n_steps
         assert seen["trial"] == spec["trials"] == len(checked) and min(checked) >= 1

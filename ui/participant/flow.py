@@ -113,9 +113,14 @@ def _active(rt: Runtime, token: str, info: SessionInfo) -> None:
     if view is None:           # every answer is committed: only now the completion code
         _finished(rt, token)
         return
-    _progress(info, view)
+    progress_header(info.title, view)
     _notice()
-    ans = Answering(view.index, _sender(rt, token, view))
+    draw_step(view, info.protocol, Answering(view.index, _sender(rt, token, view)))
+    _withdraw(rt, token)
+
+
+def draw_step(view: StepView, protocol: str, ans: Answering) -> None:
+    """One step as the participant sees it (also the researcher's preview)."""
     if view.kind == "instructions":
         steps.instructions(view.content, ans)
     elif view.kind == "quiz":
@@ -129,8 +134,7 @@ def _active(rt: Runtime, token: str, info: SessionInfo) -> None:
         if view.kind == "practice" and c.get("feedback"):
             st.caption("Practice: after you answer, you will see the right answer.")
         labels = describe_all([*c.get("candidates", []), *([c["concept"]] if c.get("concept") else [])])
-        SCREENS[info.protocol](c, view.assets, labels, ans)
-    _withdraw(rt, token)
+        SCREENS[protocol](c, view.assets, labels, ans)
 
 
 def _sender(rt: Runtime, token: str, view: StepView) -> Callable[[dict[str, Any]], None]:
@@ -171,9 +175,10 @@ def _raise_pending() -> None:
 
 
 # ---------------------------------------------------------------- pieces of the page
-def _progress(info: SessionInfo, view: StepView) -> None:
+def progress_header(title: str, view: StepView) -> None:
+    """The study's title, "Trial k of n" (or "Practice") and a progress bar."""
     left, right = st.columns([3, 1])
-    left.markdown(f"**{info.title}**")
+    left.markdown(f"**{title}**")
     if view.kind == "trial" and view.trial_number:
         right.markdown(f"<div style='text-align:right'>Trial {view.trial_number} of {view.n_trials}</div>",
                        unsafe_allow_html=True)
