@@ -6,6 +6,7 @@ import streamlit as st
 
 import convis_core as cc
 from convis_core.models import default_model_choice
+from ui.params_form import params_form
 
 SAMPLES = {"Cat (chelsea)": "chelsea", "Astronaut": "astronaut", "Coffee": "coffee", "Rocket": "rocket"}
 BANKS = ["all", "words=coco80", "subtree=physical_entity.n.01", "subtree=plane_figure.n.01"]
@@ -61,7 +62,7 @@ def sample_bytes(name: str) -> bytes:
     return buf.getvalue()
 
 
-def sidebar() -> tuple[str, str, str, str, str, int]:
+def sidebar() -> tuple[str, str, str, str, str, dict]:
     st.sidebar.header("Model")
     default = default_model_choice()
     choices = {
@@ -88,8 +89,9 @@ def sidebar() -> tuple[str, str, str, str, str, int]:
         help="all = the 82,115 WordNet nouns (the first use per model embeds them once, then it is cached)",
     )
     mode = st.sidebar.radio("Bank texts", ["definitions", "lemmas"], horizontal=True, key=P + "mode")
-    seed = int(st.sidebar.number_input("Seed", 0, 2**31 - 1, 0, key=P + "seed"))
-    return name, pretrained, method, bank, mode, seed
+    with st.sidebar.expander(f"{cc.REGISTRY[method].label}: parameters"):
+        params = params_form(cc.REGISTRY[method].Params, P + f"p_{method}")
+    return name, pretrained, method, bank, mode, params
 
 
 def image_picker() -> bytes | None:
@@ -122,7 +124,7 @@ def main() -> None:
     apply_query_params()
     if st.session_state.get(P + "qp_ignored"):
         st.info(f"Ignored invalid link parameters: {', '.join(st.session_state[P + 'qp_ignored'])}")
-    name, pretrained, method, bank, mode, seed = sidebar()
+    name, pretrained, method, bank, mode, params = sidebar()
     try:
         model = model_for(name, pretrained)
     except cc.ConvisError as e:
@@ -154,7 +156,7 @@ def main() -> None:
         if go and concept:
             bar = st.progress(0.0, text="Working…")
             try:
-                res = cc.explain(model, image, concept, method=method, bank=bank, text_mode=mode, seed=seed,
+                res = cc.explain(model, image, concept, method=method, bank=bank, text_mode=mode, **params,
                                  progress=lambda d, t: bar.progress(min(d / max(t, 1), 1.0), text=f"{d}/{t}"))
             except cc.ConvisError as e:
                 bar.empty()

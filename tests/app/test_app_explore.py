@@ -44,3 +44,24 @@ def test_explore_page_rejects_unknown_words_and_bad_uploads():
     at.run()
     assert not at.exception
     assert any("No WordNet noun matches" in w.value for w in at.warning)
+
+
+def test_every_registered_method_runs_through_the_page():
+    """Each registry entry through the page's door: only its own parameters are sent."""
+    import convis_core as cc
+
+    at = researcher_app()
+    at.run()
+    at.sidebar.selectbox(key="explore_model").select("Tiny model, RANDOM weights (plumbing only)")
+    at.sidebar.selectbox(key="explore_bank").select("subtree=plane_figure.n.01")
+    at.run()
+    at.text_input(key="explore_word").input("circle")
+    at.run()
+    for name, method in cc.REGISTRY.items():
+        at.sidebar.selectbox(key="explore_method").select(method.label)
+        at.run()
+        at.button(key="explore_go").click()
+        at.run()
+        assert not at.exception, (name, at.exception)
+        assert not at.error or all("RANDOM WEIGHTS" in e.value for e in at.error), (name, [e.value for e in at.error])
+        assert at.session_state["explore_result"].meta["method"] == name
