@@ -19,6 +19,8 @@ from scipy import stats
 from statsmodels.stats.multitest import multipletests
 from statsmodels.stats.proportion import proportion_confint
 
+from study import protocols
+
 
 def main_trials(frames: dict[str, Any], exclude: bool = True) -> pd.DataFrame:
     """Main trials of completed participants (minus the spec's exclusions when `exclude`)."""
@@ -246,3 +248,73 @@ def power(accuracy: dict[str, float], n_per_condition: int, n_trials: int, desig
                for _ in range(n_sims))
     lo, hi = wilson(hits, n_sims)
     return {"power": hits / n_sims, "ci_low": lo, "ci_high": hi, "n_sims": n_sims}
+
+
+def with_exclusions(frames: dict[str, Any], rules: list[str] | tuple[str, ...]) -> dict[str, Any]:
+    """`frames` with every completed participant's exclusion decided again from their stored flags
+    under `rules` (names from `study.spec.FLAGS`) instead of the spec's `quality.exclude`."""
+    part = frames["participants"].copy()
+    flags = part["flags"].map(lambda f: json.loads(f) if f else {})
+    reasons = [[r for r in rules if r in fl] if status == "completed" else []
+               for fl, status in zip(flags, part.status, strict=True)]
+    part["excluded"] = [bool(r) for r in reasons]
+    part["exclusion_reasons"] = [";".join(r) for r in reasons]
+    return {**frames, "participants": part}
+
+
+def accuracy_by_item(trials: pd.DataFrame) -> pd.DataFrame:
+    """Accuracy per item x method: n, correct, accuracy, Wilson interval, participants."""
+    rows = []
+    for (item, method), g in trials.groupby(["item", "method"]):
+        k, n = int(g.correct.sum()), int(g.correct.count())
+        lo, hi = wilson(k, n)
+        rows.append({"item": item, "method": method, "n": n, "correct": k, "accuracy": k / n if n else np.nan,
+                     "ci_low": lo, "ci_high": hi, "participants": g.participant_id.nunique()})
+    return pd.DataFrame(rows, columns=["item", "method", "n", "correct", "accuracy", "ci_low", "ci_high",
+                                       "participants"])
+
+
+def chance_level(spec: Any) -> float | None:
+    """Accuracy of guessing on a trial of `spec`'s protocol: 1/2 for a yes/no task, 1/k for a
+    choice among k candidates; None for unscored protocols or when the protocol says neither."""
+    if not protocols.get(spec.protocol.name).scored:
+        return None
+    cfg = spec.protocol_config()
+    if getattr(cfg, "task", None) == "match":
+        return 0.5
+    k = getattr(cfg, "n_candidates", None)
+    return 1 / min(k, len(spec.concepts)) if k else None
+
+
+def questionnaire_likert(frames: dict[str, Any], exclude: bool = True) -> pd.DataFrame:
+    """Likert answers of the end questionnaire as long rows: participant_id, condition, question,
+    rating (completed participants, minus exclusions when `exclude`)."""
+    part, resp = frames["participants"], frames["responses"]
+    keep = set(part[(part.status == "completed") & (~part.excluded if exclude else True)].participant_id)
+    likert = {q.id for q in frames["spec"].questionnaire if q.type == "likert"}
+    rows = [{"participant_id": r.participant_id, "condition": r.condition, "question": q, "rating": int(v)}
+            for r in resp[(resp.kind == "questionnaire") & resp.participant_id.isin(keep)].itertuples()
+            for q, v in json.loads(r.answer).get("answers", {}).items() if q in likert and v is not None]
+    return pd.DataFrame(rows, columns=["participant_id", "condition", "question", "rating"])
+
+
+def accuracy_vs_map_scores(trials: pd.DataFrame, maps: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    """Does people's accuracy on an item follow the automatic scores of the maps they saw for it?
+
+    `maps`: one row per (item, concept, method) with 'pointing' (1/0, NaN when the concept is not
+    in the scene) and 'deletion_auc' (`study.map_scores.score_maps`). Returns 'items' (per item x
+    method: accuracy, trials, mean pointing over the in-scene candidates, mean deletion AUC) and
+    'tests' (per method and score: items, Spearman rho and its p value)."""
+    acc = trials.groupby(["item", "method"]).agg(accuracy=("correct", "mean"), trials=("correct", "count"),
+                                                  participants=("participant_id", "nunique")).reset_index()
+    scores = maps.groupby(["item", "method"]).agg(pointing=("pointing", "mean"),
+                                                   deletion_auc=("deletion_auc", "mean")).reset_index()
+    items = acc.merge(scores, on=["item", "method"], how="inner")
+    tests = []
+    for method, g in items.groupby("method"):
+        for score in ("pointing", "deletion_auc"):
+            x = g[["accuracy", score]].dropna()
+            ok = len(x) > 2 and x[score].nunique() > 1 and x.accuracy.nunique() > 1
+            rho, p = stats.spearmanr(x[score], x.accuracy) if ok else (np.nan, np.nan)
+            tests.append({"method": method, "score": score, "items": len(x), "rho": float(rho), "p": float(p)})
+    return {"items": items, "tests": pd.DataFrame(tests, columns=["method", "score", "items", "rho", "p"])}

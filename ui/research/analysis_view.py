@@ -11,6 +11,7 @@ import streamlit as st
 
 from study import analysis
 from study.db import Database
+from study.errors import StimulusError
 from study.map_scores import context, unavailable
 from study.spec import FLAGS, StudySpec
 from ui.research import charts, data
@@ -195,7 +196,10 @@ def map_link(db: Database, version_id: int, res: dict[str, Any]) -> None:
     if not res["scored"]:
         st.caption("This needs a protocol with correct answers (forward simulation, distinction).")
         return
-    why = unavailable(context(db, version_id).manifest)
+    try:
+        why = unavailable(context(db, version_id).manifest)
+    except StimulusError as exc:
+        why = str(exc)
     if why:
         st.info(f"Not computable for this study: {why}.")
         return

@@ -13,6 +13,11 @@ STATUS_COLOURS = ["#2e7d32", "#66bb6a", "#c5e1a5", "#ffb74d", "#e57373", "#bdbdb
 MAIN_X, EXIT_X, STEP, BOX_H = 110, 405, 80, 38   # CONSORT diagram layout (px)
 
 
+def tips(*fields: str | alt.Tooltip) -> list[alt.Tooltip]:
+    """Tooltip channels as objects (altair turns a shorthand string into one through a slow lookup)."""
+    return [alt.Tooltip(f) if isinstance(f, str) else f for f in fields]
+
+
 def _height(rows: int, per_row: int, extra: int = 75) -> int:
     """Chart height for `rows` bands: Streamlit fits axes and titles inside the given height."""
     return extra + per_row * max(1, rows)
@@ -29,10 +34,10 @@ def status_by_condition(counts: dict[str, dict[str, int]], target: int) -> alt.C
         x=alt.X("sum(n):Q", title="participants"),
         color=alt.Color("status:N", scale=alt.Scale(domain=STATUS_ORDER, range=STATUS_COLOURS), title="status"),
         order=alt.Order("status_rank:Q"),
-        tooltip=["condition:N", "status:N", "n:Q"],
+        tooltip=tips("condition:N", "status:N", "n:Q"),
     ).transform_calculate(status_rank=f"indexof({STATUS_ORDER}, datum.status)")
     rule = alt.Chart(pd.DataFrame({"target": [target]})).mark_rule(color="black", strokeDash=[4, 3]).encode(
-        x="target:Q", tooltip=[alt.Tooltip("target:Q", title="target per condition")])
+        x=alt.X("target:Q"), tooltip=tips(alt.Tooltip("target:Q", title="target per condition")))
     return (bars + rule).properties(height=_height(len(conds), 36))
 
 
@@ -63,15 +68,15 @@ def consort_flow(flow: dict[str, Any]) -> alt.LayerChart:
     xs = alt.Scale(domain=[0, 540])
     ys = alt.Scale(domain=[-BOX_H, 3 * STEP + BOX_H], reverse=True)
     lines = alt.Chart(edges).mark_rule(color="#888").encode(
-        x=alt.X("x:Q", axis=None, scale=xs), x2="x2:Q", y=alt.Y("y:Q", axis=None, scale=ys), y2="y2:Q")
+        x=alt.X("x:Q", axis=None, scale=xs), x2=alt.X2("x2"), y=alt.Y("y:Q", axis=None, scale=ys), y2=alt.Y2("y2"))
     rects = alt.Chart(boxes).mark_rect(stroke="#607d8b", cornerRadius=4).encode(
-        x=alt.X("x0:Q", axis=None, scale=xs), x2="x1:Q", y=alt.Y("y0:Q", axis=None, scale=ys), y2="y1:Q",
+        x=alt.X("x0:Q", axis=None, scale=xs), x2=alt.X2("x1"), y=alt.Y("y0:Q", axis=None, scale=ys), y2=alt.Y2("y1"),
         color=alt.Color("kind:N", scale=alt.Scale(domain=["main", "exit"], range=["#e3f2fd", "#fafafa"]),
                         legend=None))
     tops = alt.Chart(boxes).mark_text(fontWeight="bold", fontSize=12).encode(
-        x=alt.X("cx:Q", axis=None, scale=xs), y=alt.Y("ty:Q", axis=None, scale=ys), text="top:N")
+        x=alt.X("cx:Q", axis=None, scale=xs), y=alt.Y("ty:Q", axis=None, scale=ys), text=alt.Text("top:N"))
     subs = alt.Chart(boxes).mark_text(fontSize=10, color="#455a64").encode(
-        x=alt.X("cx:Q", axis=None, scale=xs), y=alt.Y("sy:Q", axis=None, scale=ys), text="sub:N")
+        x=alt.X("cx:Q", axis=None, scale=xs), y=alt.Y("sy:Q", axis=None, scale=ys), text=alt.Text("sub:N"))
     return alt.layer(lines, rects, tops, subs).properties(width=540, height=3 * STEP + 2 * BOX_H)
 
 
@@ -79,15 +84,15 @@ def accuracy(table: pd.DataFrame, chance: float | None) -> alt.LayerChart:
     """Accuracy per method with its Wilson 95 % interval, against chance (dashed)."""
     base = alt.Chart(table).encode(y=alt.Y("method:N", title=None))
     bars = base.mark_errorbar(ticks=True).encode(x=alt.X("ci_low:Q", title="accuracy", scale=alt.Scale(domain=[0, 1])),
-                                                 x2="ci_high:Q")
+                                                 x2=alt.X2("ci_high"))
     dots = base.mark_point(filled=True, size=80).encode(
-        x="accuracy:Q", tooltip=["method:N", alt.Tooltip("accuracy:Q", format=".3f"),
+        x=alt.X("accuracy:Q"), tooltip=tips("method:N", alt.Tooltip("accuracy:Q", format=".3f"),
                                  alt.Tooltip("ci_low:Q", format=".3f"), alt.Tooltip("ci_high:Q", format=".3f"),
-                                 "n:Q", "participants:Q"])
+                                 "n:Q", "participants:Q"))
     layers: list[alt.Chart] = [bars, dots]
     if chance is not None:
         layers.append(alt.Chart(pd.DataFrame({"chance": [chance]})).mark_rule(strokeDash=[4, 3], color="#c62828")
-                      .encode(x="chance:Q", tooltip=[alt.Tooltip("chance:Q", format=".3f")]))
+                      .encode(x=alt.X("chance:Q"), tooltip=tips(alt.Tooltip("chance:Q", format=".3f"))))
     return alt.layer(*layers).properties(height=_height(len(table), 40))
 
 
@@ -96,8 +101,8 @@ def item_heatmap(table: pd.DataFrame) -> alt.Chart:
     return alt.Chart(table).mark_rect().encode(
         x=alt.X("item:N", title="item", axis=alt.Axis(labelAngle=-60)), y=alt.Y("method:N", title=None),
         color=alt.Color("accuracy:Q", scale=alt.Scale(domain=[0, 1], scheme="viridis")),
-        tooltip=["item:N", "method:N", alt.Tooltip("accuracy:Q", format=".2f"), "n:Q",
-                 alt.Tooltip("ci_low:Q", format=".2f"), alt.Tooltip("ci_high:Q", format=".2f")],
+        tooltip=tips("item:N", "method:N", alt.Tooltip("accuracy:Q", format=".2f"), "n:Q",
+                 alt.Tooltip("ci_low:Q", format=".2f"), alt.Tooltip("ci_high:Q", format=".2f")),
     ).properties(height=_height(table.method.nunique(), 30, extra=110))
 
 
@@ -109,9 +114,9 @@ def pairwise(pairs: pd.DataFrame) -> alt.Chart:
         y=alt.Y("pair:N", title=None), x=alt.X("diff:Q", title="accuracy difference (a − b)"),
         color=alt.Color("significant:N", scale=alt.Scale(domain=[True, False], range=["#1565c0", "#b0bec5"]),
                         title="Holm p < .05"),
-        tooltip=["pair:N", alt.Tooltip("diff:Q", format=".3f"), alt.Tooltip("cohen_h:Q", format=".2f"),
+        tooltip=tips("pair:N", alt.Tooltip("diff:Q", format=".3f"), alt.Tooltip("cohen_h:Q", format=".2f"),
                  alt.Tooltip("cohen_d:Q", format=".2f"), alt.Tooltip("p:Q", format=".3g"),
-                 alt.Tooltip("p_holm:Q", format=".3g"), "test:N"],
+                 alt.Tooltip("p_holm:Q", format=".3g"), "test:N"),
     ).properties(height=_height(len(df), 32))
 
 
@@ -131,7 +136,7 @@ def likert(long: pd.DataFrame, group: str = "method") -> alt.Chart:
         color=alt.Color("rating:O", scale=alt.Scale(scheme="redblue"), title="rating"),
         order=alt.Order("rating:O"),
         row=alt.Row("question:N", title=None, header=alt.Header(labelAngle=0, labelAlign="left")),
-        tooltip=["question:N", f"{group}:N", "rating:O", "count():Q"],
+        tooltip=tips("question:N", f"{group}:N", "rating:O", "count():Q"),
     ).properties(height=max(40, 24 * long[group].nunique()), width=420)
 
 
@@ -140,10 +145,10 @@ def bradley_terry(scores: pd.DataFrame) -> alt.LayerChart:
     df = scores.assign(lo=scores.log_strength - 1.96 * scores.se, hi=scores.log_strength + 1.96 * scores.se)
     base = alt.Chart(df).encode(y=alt.Y("method:N", title=None))
     return alt.layer(
-        base.mark_errorbar(ticks=True).encode(x=alt.X("lo:Q", title="log-strength (Bradley–Terry)"), x2="hi:Q"),
+        base.mark_errorbar(ticks=True).encode(x=alt.X("lo:Q", title="log-strength (Bradley–Terry)"), x2=alt.X2("hi")),
         base.mark_point(filled=True, size=80).encode(
-            x="log_strength:Q", tooltip=["method:N", alt.Tooltip("log_strength:Q", format=".3f"),
-                                         alt.Tooltip("se:Q", format=".3f"), alt.Tooltip("win_rate:Q", format=".2f")]),
+            x=alt.X("log_strength:Q"), tooltip=tips("method:N", alt.Tooltip("log_strength:Q", format=".3f"),
+                                         alt.Tooltip("se:Q", format=".3f"), alt.Tooltip("win_rate:Q", format=".2f"))),
     ).properties(height=_height(len(df), 40))
 
 
@@ -154,7 +159,7 @@ def flags(counts: dict[str, int], rules: list[str]) -> alt.Chart:
         y=alt.Y("flag:N", title=None), x=alt.X("n:Q", title="completed participants"),
         color=alt.Color("excludes:N", scale=alt.Scale(domain=[True, False], range=["#e57373", "#b0bec5"]),
                         title="excludes"),
-        tooltip=["flag:N", "n:Q", "excludes:N"],
+        tooltip=tips("flag:N", "n:Q", "excludes:N"),
     ).properties(height=_height(len(df), 28))
 
 
@@ -163,7 +168,7 @@ def median_times(by_condition: dict[str, float]) -> alt.Chart:
     df = pd.DataFrame([{"condition": c or "(none)", "median_s": v / 1000} for c, v in by_condition.items()])
     return alt.Chart(df).mark_bar().encode(
         y=alt.Y("condition:N", title=None), x=alt.X("median_s:Q", title="median time per trial (s)"),
-        tooltip=["condition:N", alt.Tooltip("median_s:Q", format=".2f")],
+        tooltip=tips("condition:N", alt.Tooltip("median_s:Q", format=".2f")),
     ).properties(height=_height(len(df), 30))
 
 
@@ -175,6 +180,6 @@ def scores_link(items: pd.DataFrame, score: str, title: str) -> alt.Chart:
                                                     scale=alt.Scale(domain=[0, 1])),
         size=alt.Size("trials:Q", legend=None), color=alt.Color("method:N", legend=None),
         column=alt.Column("method:N", title=None),
-        tooltip=["item:N", "method:N", alt.Tooltip("accuracy:Q", format=".2f"), "trials:Q",
-                 alt.Tooltip(f"{score}:Q", format=".3f")],
+        tooltip=tips("item:N", "method:N", alt.Tooltip("accuracy:Q", format=".2f"), "trials:Q",
+                 alt.Tooltip(f"{score}:Q", format=".3f")),
     ).properties(width=220, height=200)

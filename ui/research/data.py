@@ -18,11 +18,10 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from study import analysis
+from study import analysis, protocols
 from study.db import connect
 from study.export import load_frames
 
-SCORED = ("forward_simulation", "distinction")
 MAX_JOBS = 16
 
 
@@ -39,9 +38,10 @@ def results(url: str, slug: str, version: int, fingerprint: tuple[Any, ...], rul
     fr = analysis.with_exclusions(frames(url, slug, version, fingerprint), rules)
     spec, part = fr["spec"], fr["participants"]
     trials = analysis.main_trials(fr)
-    protocol = spec.protocol.name
+    kind = protocols.get(spec.protocol.name).analysis   # accuracy | bradley_terry | likert
     out: dict[str, Any] = {
-        "protocol": protocol, "scored": protocol in SCORED, "chance": analysis.chance_level(spec),
+        "protocol": spec.protocol.name, "kind": kind, "scored": kind == "accuracy",
+        "chance": analysis.chance_level(spec),
         "consort": analysis.consort(fr), "trials": trials[["participant_id", "item", "method", "correct", "score",
                                                             "rt_ms"]].reset_index(drop=True),
         "completed": int((part.status == "completed").sum()), "excluded": int(part.excluded.sum()),
@@ -51,13 +51,13 @@ def results(url: str, slug: str, version: int, fingerprint: tuple[Any, ...], rul
     if trials.empty:
         return out
     out["rt"] = analysis.rt_summary(trials)
-    if protocol in SCORED:
+    if kind == "accuracy":
         out["accuracy"] = analysis.accuracy_table(trials)
         out["items"] = analysis.accuracy_by_item(trials)
         out["pairwise"] = _guard(out, "pairwise", lambda: analysis.pairwise_methods(trials))
-    elif protocol == "pairwise_preference":
+    elif kind == "bradley_terry":
         out["bt"] = _guard(out, "bradley_terry", lambda: analysis.bradley_terry(trials))
-    elif protocol == "rating":
+    elif kind == "likert":
         out["likert"] = _guard(out, "likert", lambda: analysis.likert_summary(trials))
         out["likert_long"] = analysis.likert_long(trials)
     return out

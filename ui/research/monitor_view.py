@@ -3,6 +3,10 @@ activity. Participants appear by the first characters of their opaque id."""
 
 from __future__ import annotations
 
+import json
+from functools import lru_cache
+from typing import Any
+
 import pandas as pd
 import streamlit as st
 
@@ -10,6 +14,18 @@ from study.monitor import Snapshot
 from ui.research import charts
 
 STATUS_BADGE = {"live": ":green-badge[live]", "paused": ":orange-badge[paused]", "closed": ":gray-badge[closed]"}
+
+
+def chart(builder: str, *args: Any, stretch: bool = True) -> None:
+    """An altair chart of `ui.research.charts`, its Vega-Lite spec built once per distinct input:
+    a refresh where nothing moved costs no chart building or schema validation."""
+    spec = json.loads(_spec(builder, json.dumps(args, sort_keys=True, default=str)))
+    st.vega_lite_chart(spec=spec, width="stretch" if stretch else "content")
+
+
+@lru_cache(maxsize=64)
+def _spec(builder: str, args_json: str) -> str:
+    return json.dumps(getattr(charts, builder)(*json.loads(args_json)).to_dict(validate=False))
 
 
 def draw(snap: Snapshot) -> None:
@@ -33,11 +49,11 @@ def draw(snap: Snapshot) -> None:
     left, right = st.columns(2)
     with left:
         st.subheader("By condition and status")
-        st.altair_chart(charts.status_by_condition(snap.counts, snap.target_per_condition), width="stretch")
+        chart("status_by_condition", snap.counts, snap.target_per_condition)
         st.caption(f"n = {flow['started']} participants; dashed line: target per condition")
     with right:
         st.subheader("Flow")
-        st.altair_chart(charts.consort_flow(flow))
+        chart("consort_flow", flow, stretch=False)
         st.caption(f"n = {flow['started']} participants")
     _quality_and_times(snap)
     _activity(snap)
@@ -47,7 +63,7 @@ def _quality_and_times(snap: Snapshot) -> None:
     flags, times, outs = st.columns(3)
     with flags:
         st.subheader("Quality flags")
-        st.altair_chart(charts.flags(snap.flags, snap.exclude_rules), width="stretch")
+        chart("flags", snap.flags, snap.exclude_rules)
         st.caption(f"n = {snap.consort['completed']} completed participants")
     with times:
         st.subheader("Time per trial")
@@ -57,7 +73,7 @@ def _quality_and_times(snap: Snapshot) -> None:
             a, b = st.columns(2)
             a.metric("Median", f"{snap.rt_median_ms / 1000:.1f} s")
             b.metric("90th percentile", f"{snap.rt_p90_ms / 1000:.1f} s")
-            st.altair_chart(charts.median_times(snap.rt_by_condition), width="stretch")
+            chart("median_times", snap.rt_by_condition)
             st.caption(f"{snap.trials_answered} trials answered")
     with outs:
         st.subheader("Timed out")
