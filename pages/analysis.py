@@ -24,8 +24,7 @@ results_tab, flow_tab, maps_tab, power_tab, files_tab = st.tabs(
     ["Results", "Participant flow", "Maps vs. people", "Power planner", "Downloads"])
 with results_tab:
     if res["trials"].empty:
-        st.info("No responses yet: results appear here once participants complete the study "
-                f"({res['consort']['in_progress']} in progress).")
+        view.no_results(res)
     else:
         if res["scored"]:
             view.accuracy(res)

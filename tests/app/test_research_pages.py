@@ -94,6 +94,16 @@ def test_launched_study_without_responses(db, tmp_path) -> None:
     with zipfile.ZipFile(io.BytesIO(research_zip(db.url, spec["id"], 1))) as zf:
         assert set(zf.namelist()) == RESEARCH_FILES
 
+    # three people leave midway: open sessions on Monitor, nothing to analyse yet
+    outs = bots(db, spec["id"], 3, dropout=1.0)
+    mon.run()
+    assert metric(mon, "In progress") == "3" and "Open sessions" in {str(s.value) for s in mon.subheader}
+    sessions = next(d.value for d in mon.dataframe if "progress" in d.value.columns)
+    assert set(sessions.participant) == {short_id(o.participant_id) for o in outs}
+    assert ((sessions.progress > 0) & (sessions.progress < 1)).all()
+    ana.run()
+    assert "No completed participants yet (3 in progress" in text_of(ana)
+
 
 def test_forward_simulation_with_bots(db, tmp_path) -> None:
     spec = launch_example(db, "forward_simulation", tmp_path)

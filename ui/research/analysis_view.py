@@ -53,6 +53,19 @@ def summary(res: dict[str, Any], rules: list[str]) -> None:
                 f"{', '.join(RULE_LABELS[r].lower() for r in rules) or 'no rule'}) · {res['responses']} answers stored")
 
 
+def no_results(res: dict[str, Any]) -> None:
+    """Why there is nothing to analyse yet."""
+    flow = res["consort"]
+    if res["responses"] == 0:
+        st.info("No responses yet: results appear here once participants complete the study.")
+    elif res["completed"] == 0:
+        st.info(f"No completed participants yet ({flow['in_progress']} in progress, {res['responses']} answers "
+                "stored): results count completed sessions.")
+    else:
+        st.info(f"Every completed participant is excluded by the ticked rules ({res['excluded']} of "
+                f"{res['completed']}): untick a rule to see their answers.")
+
+
 def flow(res: dict[str, Any]) -> None:
     st.subheader("Participant flow")
     st.altair_chart(charts.consort_flow(res["consort"]))
