@@ -32,7 +32,11 @@ if st.session_state.get(PARTICIPANT):
 else:
     _announce_password()
     if logged_in():
-        nav = st.navigation([st.Page("pages/explore.py", title="Explore explanations", icon="🔎", default=True)])
+        nav = st.navigation([
+            st.Page("pages/explore.py", title="Explore explanations", icon="🔎", default=True),
+            st.Page("pages/monitor.py", title="Monitor", icon="📡", url_path="monitor"),
+            st.Page("pages/analysis.py", title="Analysis", icon="📊", url_path="analysis"),
+        ])
     else:
         nav = st.navigation([st.Page(login_page, title="Log in", default=True)], position="hidden")
 nav.run()
