@@ -1,5 +1,5 @@
-"""`python -m study`: validate, build-stimuli, launch, bots, status, export, forget-pids, withdraw,
-analyse, power."""
+"""`python -m study`: validate, draft, precompute, build-stimuli, launch, bots, status, export,
+forget-pids, withdraw, analyse, power."""
 
 from __future__ import annotations
 
@@ -29,6 +29,21 @@ def main(argv: list[str] | None = None) -> int:
     b.add_argument("--force", action="store_true", help="rebuild even if the folder has a manifest")
     b.add_argument("--model", help="engine model (overrides stimuli.model; default $CONVIS_MODEL or shapes-world)")
     b.add_argument("--pretrained", help="engine weights: tag, checkpoint path, 'bundled' or 'none' (random)")
+    d = sub.add_parser("draft", help="study drafts: save a spec YAML as a draft, list, show or delete drafts")
+    d.add_argument("action", choices=["save", "list", "show", "delete"])
+    d.add_argument("target", nargs="?", help="save: a spec YAML file; show/delete: a study id")
+    d.add_argument("--base-dir", help="save: folder relative image paths resolve against (default "
+                   "<data>/drafts/<id>/; '.' for the YAML file's folder)")
+    pc = sub.add_parser("precompute", help="build a study's stimuli (its draft, else its active version) as a "
+                        "resumable job whose progress lives in the database")
+    pc.add_argument("study", help="study id (slug)")
+    mode = pc.add_mutually_exclusive_group()
+    mode.add_argument("--background", action="store_true", help="start a detached worker and return at once")
+    mode.add_argument("--status", action="store_true", help="print the latest job of the study")
+    mode.add_argument("--cancel", action="store_true", help="ask the running job to stop")
+    mode.add_argument("--estimate", action="store_true", help="estimate the time of a full build")
+    pc.add_argument("--job", type=int, help=argparse.SUPPRESS)  # the job row `study.jobs.start` queued
+    pc.add_argument("--throttle", type=float, default=0.0, help="seconds to pause after each map (leave CPU to others)")
     sub.add_parser("launch", help="freeze and activate a spec (builds missing stimuli)").add_argument("spec")
     r = sub.add_parser("bots", help="run N simulated participants through the runtime API")
     r.add_argument("study", help="study slug (or a spec YAML, launched first)")
@@ -103,6 +118,10 @@ def _run(args: argparse.Namespace) -> Any:
         return {"folder": str(spec.stimuli_dir()), "images": len(m.images), "stimuli": len(m.stimuli),
                 "methods": m.methods, "model": m.model.model_dump(mode="json"), "synthetic": m.synthetic,
                 "manifest_sha256": m.sha256(), "random_weights": m.random_weights}
+    if args.cmd == "draft":
+        return _draft(db, args)
+    if args.cmd == "precompute":
+        return _precompute(db, args)
     if args.cmd == "launch":
         from study.versions import launch
 
@@ -161,4 +180,57 @@ def _run(args: argparse.Namespace) -> Any:
         out["likert"] = analysis.likert_summary(trials)["tests"].to_dict("records")
     if len(trials):
         out["rt"] = analysis.rt_summary(trials).to_dict("records")
+    return out
+
+
+def _draft(db: Any, args: argparse.Namespace) -> Any:
+    from pathlib import Path
+
+    from study import drafts
+
+    if args.action == "list":
+        return [{"slug": d.slug, "title": d.title, "updated_at": d.updated_at, "base_dir": d.base_dir}
+                for d in drafts.list_drafts(db)]
+    if not args.target:
+        raise StudyError(f"draft {args.action} needs a {'spec file' if args.action == 'save' else 'study id'}")
+    if args.action == "save":
+        path = Path(args.target)
+        try:
+            text = path.read_text()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise StudyError(f"cannot read {path}: {exc}") from None
+        base = str(path.resolve().parent) if args.base_dir == "." else args.base_dir
+        d = drafts.save_draft(db, text, base_dir=base)
+        return {"slug": d.slug, "title": d.title, "base_dir": d.base_dir,
+                "stimuli_dir": str(d.spec().stimuli_dir())}
+    if args.action == "show":
+        d = drafts.get_draft(db, args.target)
+        if d is None:
+            raise StudyError(f"no draft {args.target!r}")
+        return {"slug": d.slug, "title": d.title, "base_dir": d.base_dir, "updated_at": d.updated_at,
+                "yaml": d.yaml_text}
+    drafts.delete_draft(db, args.target)
+    return {"deleted": args.target}
+
+
+def _precompute(db: Any, args: argparse.Namespace) -> Any:
+    from study import jobs
+
+    if args.estimate:
+        t = jobs.target(db, args.study)
+        return jobs.estimate(t.spec, db).__dict__
+    if args.status:
+        info = jobs.status(db, args.study)
+    elif args.cancel:
+        info = jobs.cancel(db, args.study)
+    elif args.background:
+        info = jobs.start(db, args.study, throttle=args.throttle)
+    else:
+        info = jobs.run_worker(db, args.study, args.job, throttle=args.throttle, echo=args.job is None)
+        if info.state == "failed":
+            raise StudyError(f"precompute of {args.study!r} failed: {info.error}")
+    if info is None:
+        return {"study": args.study, "job": None}
+    out = {k: v for k, v in info.__dict__.items() if k != "timings"}
+    out["fraction"] = info.fraction
     return out

@@ -141,3 +141,52 @@ class Event(Base):
     kind: Mapped[str] = mapped_column(String(32))
     at: Mapped[datetime] = mapped_column(DateTime())
     detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
+class StudyDraft(Base):
+    """A study spec being prepared (before launch, or the next version of a launched study)."""
+
+    __tablename__ = "study_drafts"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    slug: Mapped[str] = mapped_column(String(64), unique=True)
+    title: Mapped[str] = mapped_column(String(300))
+    yaml_text: Mapped[str] = mapped_column(Text)
+    #: folder that relative image paths resolve against
+    base_dir: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime())
+    updated_at: Mapped[datetime] = mapped_column(DateTime())
+
+
+class PrecomputeJob(Base):
+    """A background stimulus build (`study.jobs`): its progress, heartbeat, timings and outcome.
+
+    `active_slug` equals `slug` while the job is queued or running and is NULL once it ended; its
+    unique constraint lets only one job per study be active, across processes and hosts.
+    """
+
+    __tablename__ = "precompute_jobs"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    slug: Mapped[str] = mapped_column(String(64), index=True)
+    active_slug: Mapped[str | None] = mapped_column(String(64), unique=True)
+    #: queued | running | done | failed | cancelled
+    state: Mapped[str] = mapped_column(String(16))
+    source: Mapped[str] = mapped_column(String(32))  # "draft" or "version N"
+    stimuli_dir: Mapped[str | None] = mapped_column(Text)
+    done: Mapped[int] = mapped_column(Integer, default=0)
+    total: Mapped[int] = mapped_column(Integer, default=0)
+    skipped: Mapped[int] = mapped_column(Integer, default=0)  # found already stored
+    eta_seconds: Mapped[float | None] = mapped_column(Float)
+    timings: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    pid: Mapped[int | None] = mapped_column(Integer)
+    host: Mapped[str | None] = mapped_column(String(255))
+    #: the worker process's start time (Linux clock ticks since boot) against pid reuse
+    proc_start: Mapped[str | None] = mapped_column(String(32))
+    cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
+    error: Mapped[str | None] = mapped_column(Text)
+    log_path: Mapped[str | None] = mapped_column(Text)
+    manifest_sha256: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(DateTime())
+    started_at: Mapped[datetime | None] = mapped_column(DateTime())
+    heartbeat_at: Mapped[datetime] = mapped_column(DateTime())
+    progress_at: Mapped[datetime | None] = mapped_column(DateTime())
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime())

@@ -412,8 +412,12 @@ def _try_manifest(spec: StudySpec) -> Manifest | None:
 
 
 def validate_text(text: str, source: str = "spec", base_dir: str | Path = ".",
-                  manifest: Manifest | None = None) -> StudySpec:
-    """Parse and validate YAML text; raise `SpecError` listing every problem found."""
+                  manifest: Manifest | None = None, find_manifest: bool = True) -> StudySpec:
+    """Parse and validate YAML text; raise `SpecError` listing every problem found.
+
+    Concepts, methods and image counts are checked against `manifest`, else against the manifest
+    found in the spec's stimulus folder (unless `find_manifest` is false: drafts, whose stimuli
+    go to a folder of their own, `study.drafts`)."""
     if len(text.encode()) > MAX_SPEC_BYTES:
         raise SpecError([f"file is larger than {MAX_SPEC_BYTES} bytes"], source)
     try:
@@ -445,7 +449,7 @@ def validate_text(text: str, source: str = "spec", base_dir: str | Path = ".",
         raise SpecError(problems + _pydantic_problems(exc, index), source) from None
     if problems:
         raise SpecError(problems, source)
-    manifest = manifest or _try_manifest(spec)
+    manifest = manifest or (_try_manifest(spec) if find_manifest else None)
     problems = _concept_problems(spec, index, manifest) + _design_problems(spec, index, manifest)
     if problems:
         raise SpecError(problems, source)

@@ -6,6 +6,7 @@ Layout of a stimulus folder::
     images/<image_id>.png
     maps/<stimulus_id>.png   # the rendered explanation map
     meta/<stimulus_id>.json  # the method's metadata (JSON)
+    .build/<key>.json        # engine builds: what each stored output is (`EngineBuild`), for resuming
 
 Every file is listed with its sha256; `manifest_sha256` hashes the canonical manifest JSON, so a
 frozen study version pins the exact pixels it showed. A stimulus is (image, concept, method).
@@ -18,7 +19,9 @@ import io
 import json
 import os
 import re
+import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -151,7 +154,7 @@ class StimulusWriter:
         self.stimuli: list[StimulusEntry] = []
 
     def _write(self, rel: str, data: bytes) -> str:
-        (self.folder / rel).write_bytes(data)
+        _atomic_write(self.folder / rel, data)
         return sha256_bytes(data)
 
     def add_image(self, image_id: str, png: bytes, concept_scores: dict[str, float],
@@ -173,7 +176,7 @@ class StimulusWriter:
     def finish(self) -> Manifest:
         manifest = Manifest(model=self.model, synthetic=self.synthetic, style=self.style,
                             images=self.images, stimuli=sorted(self.stimuli, key=lambda s: s.id))
-        (self.folder / MANIFEST).write_text(json.dumps(manifest.model_dump(mode="json"), indent=1, sort_keys=True))
+        _write_manifest(self.folder, manifest)
         return manifest
 
 
@@ -228,12 +231,318 @@ def resolve_model(name: str | None = None, pretrained: str | None = None) -> tup
 
 Progress = Callable[[int, int, str], None]
 
+BUILD_DIR = ".build"   # records of stored outputs, one JSON file per content key (see `EngineBuild`)
+RECORD_FORMAT = 1      # bump when a change of this module changes stored files for equal inputs
+
+
+@dataclass(frozen=True)
+class MapEvent:
+    """One map of an engine build: computed now (`seconds` of explain + render + write) or found
+    stored. `first` is true for the first map computed for its (image, method) in this run: for
+    ConVis it pays the crop encoding that the image's further concepts reuse."""
+
+    image: str
+    concept: str
+    method: str
+    computed: bool
+    first: bool
+    seconds: float
+
+
+class BuildObserver:
+    """Callbacks of `EngineBuild.run` (all optional; override what you need)."""
+
+    def planned(self, total: int, stored: int, plan: BuildPlan) -> None:
+        """Before any work: `total` maps, `stored` of them already in the folder."""
+
+    def image_scored(self, image_id: str, seconds: float) -> None:
+        """An image was loaded, scored by the model and written (`seconds` it took)."""
+
+    def map_done(self, done: int, total: int, event: MapEvent) -> None:
+        """A map was computed and stored; `done` counts stored maps (found or computed)."""
+
+    def check(self) -> None:
+        """Called between maps; raise to stop the build (what is stored stays stored)."""
+
+
+@dataclass
+class PlannedMap:
+    concept: str
+    method: str
+    key: str
+    stored: StimulusEntry | None
+
+
+@dataclass
+class PlannedImage:
+    image_id: str
+    spec: dict[str, Any]
+    source_sha256: str
+    key: str
+    stored: ImageEntry | None
+    maps: list[PlannedMap]
+
+
+@dataclass
+class BuildPlan:
+    """What a build will do: every image and map with its content key and stored record, if any."""
+
+    images: list[PlannedImage]
+
+    @property
+    def total(self) -> int:
+        return sum(len(p.maps) for p in self.images)
+
+    @property
+    def stored(self) -> int:
+        return sum(m.stored is not None for p in self.images for m in p.maps)
+
+    @property
+    def complete(self) -> bool:
+        return all(p.stored is not None and all(m.stored is not None for m in p.maps) for p in self.images)
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    """Readers see the old file or the new one, never half of it. No fsync: a killed process
+    loses nothing written, and a resumed build checks every stored file against its sha256."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
+
+
+def _source_sha256(source: Any) -> str:
+    """Content hash of an image source: a file's bytes, or a PIL image's mode, size and pixels."""
+    from PIL import Image
+
+    h = hashlib.sha256()
+    if isinstance(source, Image.Image):
+        h.update(f"pil:{source.mode}:{source.size}:".encode())
+        h.update(source.tobytes())
+        return h.hexdigest()
+    path = Path(source)
+    try:
+        with path.open("rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                h.update(block)
+    except OSError as exc:
+        reason = "file not found" if isinstance(exc, FileNotFoundError) else str(exc)
+        raise StimulusError(f"image file {path}: {reason}") from None
+    return h.hexdigest()
+
+
+class EngineBuild:
+    """An engine stimulus build that can stop anywhere and resume without redoing stored work.
+
+    Every output has a content key: an image's is the sha256 of (image id, source bytes, the
+    concept list, model identity); a map's is the sha256 of (image id, source bytes, concept,
+    method, its parameters, model identity, bank, style). After its files are written
+    (atomically) a record ``.build/<key>.json`` names them with their sha256. A run first plans
+    (hashes sources, looks up records and checks the files they name), then computes only what is
+    missing, image by image with one loaded model, so the engine's per-image caches (crop
+    embeddings, rank index) serve every concept of an image. The manifest is written last,
+    atomically, from the records: a build stopped at any point and run again writes the same
+    manifest, byte for byte, as one uninterrupted run.
+    """
+
+    def __init__(self, folder: str | Path, images: dict[str, dict[str, Any]], concepts: list[str],
+                 methods: list[str], model_name: str | None = None, pretrained: str | None = None,
+                 style: str = "whitefade", bank: str = "all", params: dict[str, dict[str, Any]] | None = None,
+                 model: Any = None) -> None:
+        import convis_core
+
+        self.params = params or {}
+        unknown = [m for m in methods if m not in convis_core.REGISTRY and m not in _engine_aliases()]
+        if unknown:
+            raise StimulusError(f"unknown engine method(s) {unknown}; convis_core has: {', '.join(convis_core.REGISTRY)}")
+        stray = sorted(set(self.params) - set(methods))
+        if stray:
+            raise StimulusError(f"parameters given for {stray}, which are not among the methods {methods}")
+        self.folder = Path(folder)
+        self.images, self.concepts, self.methods = images, list(concepts), list(methods)
+        self.model_name, self.pretrained, self.style, self.bank = model_name, pretrained, style, bank
+        self.model = model
+        self._plan: BuildPlan | None = None
+
+    # ------------------------------------------------------------------ model and keys
+    def load_model(self) -> Any:
+        """The build's model (loaded once)."""
+        if self.model is None:
+            from convis_core import ConvisError, load_model
+
+            name, weights = resolve_model(self.model_name, self.pretrained)
+            try:
+                self.model = load_model(name, weights)
+            except (ConvisError, RuntimeError, ValueError, AssertionError, OSError) as exc:  # open_clip's own checks
+                raise StimulusError(f"cannot load model {name!r} ({weights}): {exc}") from None
+        return self.model
+
+    def model_identity(self) -> dict[str, Any]:
+        identity = dict(self.load_model().identity)
+        identity.pop("device", None)  # where it ran is not what it is: keep the manifest hash portable
+        return identity
+
+    def _key(self, kind: str, **parts: Any) -> str:
+        body = {"format": RECORD_FORMAT, "kind": kind, "model": self.model_identity(), **parts}
+        return sha256_bytes(canonical_json(body).encode())
+
+    def _record(self, key: str) -> Path:
+        return self.folder / BUILD_DIR / f"{key}.json"
+
+    def _read_record(self, key: str, files: Callable[[dict[str, Any]], list[tuple[str, str]]]) -> dict[str, Any] | None:
+        """A record whose listed files exist with their sha256 (else None: compute again)."""
+        try:
+            data = json.loads(self._record(key).read_text())
+        except (OSError, ValueError):
+            return None
+        try:
+            for rel, digest in files(data):
+                f = self.folder / rel
+                if not f.is_file() or sha256_bytes(f.read_bytes()) != digest:
+                    return None
+        except (KeyError, TypeError):
+            return None
+        return data
+
+    def _write_record(self, key: str, data: dict[str, Any]) -> None:
+        (self.folder / BUILD_DIR).mkdir(parents=True, exist_ok=True)
+        _atomic_write(self._record(key), canonical_json(data).encode())
+
+    # ------------------------------------------------------------------ plan
+    def plan(self) -> BuildPlan:
+        """Hash every source and look up what is stored (loads the model for its identity)."""
+        if self._plan is not None:
+            return self._plan
+        for sub in ("images", "maps", "meta"):
+            (self.folder / sub).mkdir(parents=True, exist_ok=True)
+        out = []
+        for image_id, spec in self.images.items():
+            source = spec["image"] if "image" in spec else spec["path"]
+            try:
+                src = _source_sha256(source)
+            except StimulusError as exc:
+                raise StimulusError(f"image {image_id!r}: {exc}") from None
+            ikey = self._key("image", image=image_id, source=src, concepts=self.concepts)
+            rec = self._read_record(ikey, lambda d: [(d["file"], d["sha256"])])
+            stored = None
+            if rec is not None:
+                stored = ImageEntry(file=rec["file"], sha256=rec["sha256"], label=spec.get("label"),
+                                    boxes=spec.get("boxes") or [], concept_scores=rec["concept_scores"])
+            maps = []
+            for concept in self.concepts:
+                for method in self.methods:
+                    key = self._key("map", image=image_id, source=src, concept=concept, method=method,
+                                    params=self.params.get(method, {}), bank=self.bank, style=self.style)
+                    r = self._read_record(key, lambda d: [(d["map"], d["map_sha256"]), (d["meta"], d["meta_sha256"])])
+                    maps.append(PlannedMap(concept, method, key, StimulusEntry(**r) if r is not None else None))
+            out.append(PlannedImage(image_id, spec, src, ikey, stored, maps))
+        self._plan = BuildPlan(out)
+        return self._plan
+
+    # ------------------------------------------------------------------ run
+    def run(self, observer: BuildObserver | None = None, progress: Progress | None = None) -> Manifest:
+        """Compute what the plan lacks, then write the manifest; see the class docstring."""
+        from convis_core import ConvisError, concept_scores, explain, load_image, render_png
+
+        obs = observer or BuildObserver()
+        plan = self.plan()
+        model = self.load_model()
+        total, done = plan.total, plan.stored
+        obs.planned(total, done, plan)
+        for n, item in enumerate(plan.images):
+            if progress:
+                progress(n, len(plan.images), item.image_id)
+            if item.stored is not None and all(m.stored is not None for m in item.maps):
+                continue
+            obs.check()
+            t0 = time.perf_counter()
+            source = item.spec["image"] if "image" in item.spec else item.spec["path"]
+            try:
+                loaded = load_image(source)
+            except ConvisError as exc:
+                raise StimulusError(f"image {item.image_id!r}: {exc}") from None
+            if item.stored is None:
+                buf = io.BytesIO()
+                loaded.original.save(buf, format="PNG")
+                try:
+                    scores = {k: float(v) for k, v in concept_scores(model, loaded, list(self.concepts)).items()}
+                except ConvisError as exc:
+                    raise StimulusError(f"image {item.image_id!r}: model scores: {exc}") from None
+                rel = f"images/{_SAFE.sub('_', item.image_id)}.png"
+                png = buf.getvalue()
+                _atomic_write(self.folder / rel, png)
+                self._write_record(item.key, {"file": rel, "sha256": sha256_bytes(png), "concept_scores": scores})
+                item.stored = ImageEntry(file=rel, sha256=sha256_bytes(png), label=item.spec.get("label"),
+                                         boxes=item.spec.get("boxes") or [], concept_scores=scores)
+                obs.image_scored(item.image_id, time.perf_counter() - t0)
+            firsts: set[str] = set()
+            for pm in item.maps:
+                if pm.stored is not None:
+                    continue
+                obs.check()
+                t0 = time.perf_counter()
+                try:
+                    res = explain(model, loaded, pm.concept, method=pm.method, bank=self.bank,
+                                  **self.params.get(pm.method, {}))
+                except ConvisError as exc:
+                    raise StimulusError(f"image {item.image_id!r}, concept {pm.concept!r}, method {pm.method!r}: "
+                                        f"{exc}") from None
+                meta = json.loads(res.metadata_json())
+                meta.pop("timings", None)  # wall-clock noise: equal inputs give equal files
+                pm.stored = self._store_map(item.image_id, pm, render_png(res, loaded.original, style=self.style), meta)
+                done += 1
+                first = pm.method not in firsts
+                firsts.add(pm.method)
+                obs.map_done(done, total, MapEvent(item.image_id, pm.concept, pm.method, True, first,
+                                                   time.perf_counter() - t0))
+        if progress:
+            progress(len(plan.images), len(plan.images), "")
+        return self.write_manifest()
+
+    def _store_map(self, image_id: str, pm: PlannedMap, png: bytes, meta: dict[str, Any]) -> StimulusEntry:
+        sid = _SAFE.sub("_", f"{image_id}__{pm.concept}__{pm.method}")
+        map_rel, meta_rel = f"maps/{sid}.png", f"meta/{sid}.json"
+        meta_bytes = canonical_json(meta).encode()
+        _atomic_write(self.folder / map_rel, png)
+        _atomic_write(self.folder / meta_rel, meta_bytes)
+        entry = StimulusEntry(id=sid, image=image_id, concept=pm.concept, method=pm.method,
+                              map=map_rel, map_sha256=sha256_bytes(png), meta=meta_rel,
+                              meta_sha256=sha256_bytes(meta_bytes),
+                              random_weights=bool(meta.get("random_weights", False)))
+        self._write_record(pm.key, entry.model_dump(mode="json"))
+        return entry
+
+    def manifest(self) -> Manifest:
+        """The manifest of a complete plan (nothing written)."""
+        plan = self.plan()
+        if not plan.complete:
+            raise StimulusError(f"{self.folder}: {plan.total - plan.stored} map(s) not built yet")
+        identity = self.model_identity()
+        name = str(identity.pop("model"))
+        stimuli = [m.stored for p in plan.images for m in p.maps]
+        random_weights = bool(self.load_model().random_weights) or any(s.random_weights for s in stimuli)
+        info = ModelInfo(**{**identity, "random_weights": random_weights}, name=name, bank=self.bank)
+        return Manifest(model=info, style=self.style, images={p.image_id: p.stored for p in plan.images},
+                        stimuli=sorted(stimuli, key=lambda s: s.id))
+
+    def write_manifest(self) -> Manifest:
+        """Write `manifest.json` atomically (untouched when it already holds these bytes)."""
+        manifest = self.manifest()
+        _write_manifest(self.folder, manifest)
+        return manifest
+
+
+def _write_manifest(folder: Path, manifest: Manifest) -> None:
+    data = json.dumps(manifest.model_dump(mode="json"), indent=1, sort_keys=True).encode()
+    path = folder / MANIFEST
+    if not (path.is_file() and path.read_bytes() == data):
+        _atomic_write(path, data)
+
 
 def build_engine_stimuli(folder: str | Path, images: dict[str, dict[str, Any]], concepts: list[str],
                          methods: list[str], model_name: str | None = None, pretrained: str | None = None,
                          style: str = "whitefade", bank: str = "all",
                          params: dict[str, dict[str, Any]] | None = None, model: Any = None,
-                         progress: Progress | None = None) -> Manifest:
+                         progress: Progress | None = None, observer: BuildObserver | None = None) -> Manifest:
     """Render every (image, concept, method) with `convis_core` and write a stimulus folder.
 
     `images` maps image id -> {"path": file} or {"image": PIL image}, plus optional "label" and
@@ -243,59 +552,10 @@ def build_engine_stimuli(folder: str | Path, images: dict[str, dict[str, Any]], 
     already loaded `convis_core.ClipModel`) or `load_model(*resolve_model(model_name, pretrained))`.
     The manifest records the model identity and carries ``random_weights`` when the model had
     random weights. Engine errors become `StimulusError`s naming the image, concept and method.
-    Returns the written `Manifest`.
+    Resumable: outputs already stored in `folder` are kept (`EngineBuild`). Returns the `Manifest`.
     """
-    import convis_core
-    from convis_core import ConvisError, concept_scores, explain, load_image, load_model, render_png
-
-    params = params or {}
-    unknown = [m for m in methods if m not in convis_core.REGISTRY and m not in _engine_aliases()]
-    if unknown:
-        raise StimulusError(f"unknown engine method(s) {unknown}; convis_core has: {', '.join(convis_core.REGISTRY)}")
-    stray = sorted(set(params) - set(methods))
-    if stray:
-        raise StimulusError(f"parameters given for {stray}, which are not among the methods {methods}")
-    if model is None:
-        name, weights = resolve_model(model_name, pretrained)
-        try:
-            model = load_model(name, weights)
-        except (ConvisError, RuntimeError, ValueError, AssertionError, OSError) as exc:  # open_clip's own checks
-            raise StimulusError(f"cannot load model {name!r} ({weights}): {exc}") from None
-    identity = dict(model.identity)
-    identity.pop("device", None)  # where it ran is not what it is: keep the manifest hash portable
-    name = str(identity.pop("model"))
-    info = ModelInfo(**identity, name=name, bank=bank)
-    writer = StimulusWriter(folder, info, style=style)
-    random_weights = bool(model.random_weights)
-    for n, (image_id, spec) in enumerate(images.items()):
-        if progress:
-            progress(n, len(images), image_id)
-        source = spec["image"] if "image" in spec else spec["path"]
-        try:
-            loaded = load_image(source)
-        except ConvisError as exc:
-            raise StimulusError(f"image {image_id!r}: {exc}") from None
-        buf = io.BytesIO()
-        loaded.original.save(buf, format="PNG")
-        try:
-            scores = {k: float(v) for k, v in concept_scores(model, loaded, list(concepts)).items()}
-        except ConvisError as exc:
-            raise StimulusError(f"image {image_id!r}: model scores: {exc}") from None
-        writer.add_image(image_id, buf.getvalue(), scores, label=spec.get("label"), boxes=spec.get("boxes"))
-        for concept in concepts:
-            for method in methods:
-                try:
-                    res = explain(model, loaded, concept, method=method, bank=bank, **params.get(method, {}))
-                except ConvisError as exc:
-                    raise StimulusError(f"image {image_id!r}, concept {concept!r}, method {method!r}: {exc}") from None
-                meta = json.loads(res.metadata_json())
-                meta.pop("timings", None)  # wall-clock noise: equal inputs give equal files
-                random_weights = random_weights or bool(meta.get("random_weights", False))
-                writer.add_stimulus(image_id, concept, method, render_png(res, loaded.original, style=style), meta)
-    if progress:
-        progress(len(images), len(images), "")
-    writer.model.random_weights = random_weights
-    return writer.finish()
+    build = EngineBuild(folder, images, concepts, methods, model_name, pretrained, style, bank, params, model)
+    return build.run(observer, progress)
 
 
 def _engine_aliases() -> set[str]:
