@@ -34,6 +34,7 @@ else:
     if logged_in():
         nav = st.navigation([
             st.Page("pages/explore.py", title="Explore explanations", icon="🔎", default=True),
+            st.Page("pages/studies.py", title="Studies", icon="🧪", url_path="studies"),
             st.Page("pages/monitor.py", title="Monitor", icon="📡", url_path="monitor"),
             st.Page("pages/analysis.py", title="Analysis", icon="📊", url_path="analysis"),
         ])

@@ -1,0 +1,96 @@
+"""The Studies page through AppTest: empty list, a draft from an example, the YAML editor's
+line-by-line problems, the preview (nothing stored), launch, pause/resume/close and the link."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+from streamlit.testing.v1 import AppTest
+
+from study.db import connect, forget
+from study.models import Participant, Response, Step
+from study.overview import study_rows
+from ui.research.launch_view import participant_link
+from ui.research.spec_editor import annotate
+
+PAGE = str(Path(__file__).resolve().parents[2] / "pages" / "studies.py")
+
+
+ROOT = Path(__file__).resolve().parents[2]
+EXAMPLES = ROOT / "examples" / "studies"
+
+
+@pytest.fixture
+def db(tmp_path, monkeypatch):
+    url = f"sqlite:///{tmp_path / 'studies.sqlite'}"
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "nltk_data").symlink_to(ROOT / ".data" / "nltk_data")   # WordNet for labels and checks
+    monkeypatch.setenv("CONVIS_DATA_DIR", str(data))
+    monkeypatch.setenv("DATABASE_URL", url)
+    monkeypatch.setenv("CONVIS_PID_KEY", "ab" * 32)
+    database = connect(url)
+    yield database
+    forget(url)
+
+
+def page() -> AppTest:
+    return AppTest.from_file(PAGE, default_timeout=120).run()
+
+
+def _texts(at: AppTest) -> str:
+    parts = [str(e.value) for k in ("markdown", "caption", "info", "success", "error", "warning", "code", "subheader")
+             for e in getattr(at, k)]
+    return "\n".join(parts + [b.label for b in at.button])
+
+
+def test_empty_then_example_draft_preview_launch_status(db, tmp_path, monkeypatch) -> None:
+    at = page()
+    assert not at.exception
+    assert "No studies yet" in _texts(at)
+    at.selectbox(key="new_example").set_value(EXAMPLES / "rating.yaml").run()
+    at.button(key="new_from_example").click().run()
+    assert not at.exception, at.exception
+    rows = study_rows(db)
+    assert [(r.slug, r.status) for r in rows] == [("convis-rating-demo", "draft")]
+    # the preview of a synthetic study needs its stimuli: launching builds them
+    at.button(key="launch_convis-rating-demo").click().run()
+    assert not at.exception, at.exception
+    assert study_rows(db)[0].status == "live"
+    at = page()
+    assert "Participant link" in _texts(at)
+    link = participant_link("http://localhost:8501", "convis-rating-demo")
+    assert "PROLIFIC_PID={{%PROLIFIC_PID%}}" in link and any(link.split("/?")[1] in c.value for c in at.code)
+    # preview: every step drawn, nothing stored
+    slider = at.select_slider(key="preview_step_convis-rating-demo")
+    for i in range(len(slider.options)):
+        at.select_slider(key="preview_step_convis-rating-demo").set_value(i).run()
+        assert not at.exception, (i, at.exception)
+    with db.session() as s:
+        for table in (Participant, Step, Response):
+            assert s.scalar(select(func.count()).select_from(table)) == 0
+    at.button(key="status_convis-rating-demo_paused").click().run()
+    assert study_rows(db)[0].status == "paused"
+    at.button(key="status_convis-rating-demo_closed").click().run()
+    assert study_rows(db)[0].status == "closed"
+
+
+def test_yaml_problems_are_shown_next_to_their_lines(db) -> None:
+    html = annotate("id: x\ntitle: T\ntrials: -1\n", ["line 3: trials: Input should be greater than or equal to 1",
+                                                     "recruitment: required field is missing"])
+    rows = html.split("<tr")
+    line3 = next(i for i, r in enumerate(rows) if ">3<" in r)
+    assert "greater than or equal" in rows[line3 + 1] and "recruitment: required" in html.split("<table")[0]
+    at = page()
+    at.selectbox(key="new_example").set_value(EXAMPLES / "forward_simulation.yaml").run()
+    at.button(key="new_from_example").click().run()
+    key = "studies_yaml_convis-forward-demo"
+    at.text_area(key=key).input(at.text_area(key=key).value.replace("trials: 16", "trials: 0")
+                                .replace("protocol:\n  name: forward_simulation", "protocol:\n  name: forward_simulaton"))
+    at.button(key=f"{key}_save").click().run()
+    assert not at.exception
+    shown = "\n".join(h.proto.body for h in at.get("html"))
+    assert "did you mean &#x27;forward_simulation&#x27;" in shown or "did you mean 'forward_simulation'" in shown
+    assert "nothing was saved" in _texts(at)

@@ -1,0 +1,25 @@
+"""The list of studies: status, version, counts against the target; pick one to open."""
+
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from study.overview import StudyRow
+
+
+def study_table(rows: list[StudyRow]) -> str | None:
+    """A table of every study; returns the slug the researcher opens."""
+    if not rows:
+        st.info("No studies yet. Create one below (an example is the quickest start).")
+        return None
+    frame = pd.DataFrame([{
+        "study": r.slug, "title": r.title, "status": r.status, "version": r.version, "protocol": r.protocol,
+        "completed": r.completed, "in progress": r.in_progress,
+        "target": r.target or None, "updated": r.updated_at} for r in rows])
+    st.dataframe(frame, hide_index=True, use_container_width=True,
+                 column_config={"completed": st.column_config.ProgressColumn(
+                     "completed", format="%d", min_value=0, max_value=max(1, max(r.target for r in rows)))})
+    slugs = [r.slug for r in rows]
+    current = st.session_state.get("studies_open")
+    return st.selectbox("Open", slugs, index=slugs.index(current) if current in slugs else 0, key="studies_pick")
