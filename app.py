@@ -8,9 +8,11 @@ Everyone else gets the researcher pages, behind the researcher password.
 import streamlit as st
 
 from study import access
-from ui.login import logged_in, login_page
+from ui.login import logged_in, login_page, remember_login
 
 PARTICIPANT = "_visitor_is_participant"
+RESEARCHER_PAGES = [("explore", "Explore explanations", "🔎"), ("studies", "Studies", "🧪"),
+                    ("monitor", "Monitor", "📡"), ("analysis", "Analysis", "📊")]
 participant_link = "study" in st.query_params or "r" in st.query_params
 
 
@@ -28,16 +30,14 @@ st.set_page_config(page_title="ConVis Studio", page_icon="🔎", layout="wide",
 if participant_link:
     st.session_state[PARTICIPANT] = True
 if st.session_state.get(PARTICIPANT):
-    nav = st.navigation([st.Page("pages/take_part.py", title="Study", default=True)], position="hidden")
+    nav = st.navigation([st.Page("app_pages/take_part.py", title="Study", default=True)], position="hidden")
 else:
     _announce_password()
     if logged_in():
-        nav = st.navigation([
-            st.Page("pages/explore.py", title="Explore explanations", icon="🔎", default=True),
-            st.Page("pages/studies.py", title="Studies", icon="🧪", url_path="studies"),
-            st.Page("pages/monitor.py", title="Monitor", icon="📡", url_path="monitor"),
-            st.Page("pages/analysis.py", title="Analysis", icon="📊", url_path="analysis"),
-        ])
-    else:
-        nav = st.navigation([st.Page(login_page, title="Log in", default=True)], position="hidden")
+        remember_login()
+        nav = st.navigation([st.Page(f"app_pages/{path}.py", title=title, icon=icon, url_path=path, default=i == 0)
+                             for i, (path, title, icon) in enumerate(RESEARCHER_PAGES)])
+    else:   # every researcher path shows the login, then that page
+        nav = st.navigation([st.Page(login_page, title="Log in", url_path=path, default=i == 0)
+                             for i, (path, _, _) in enumerate(RESEARCHER_PAGES)], position="hidden")
 nav.run()

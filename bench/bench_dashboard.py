@@ -51,7 +51,7 @@ from study.monitor import data_version, snapshot  # noqa: E402
 from tests.app.studies import launch_example  # noqa: E402
 from ui.research import data, monitor_view  # noqa: E402
 
-PAGES = ROOT / "pages"
+PAGES = ROOT / "app_pages"
 TARGET_MONITOR_MS = 300.0
 TARGET_ANALYSIS_S = 3.0
 

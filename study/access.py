@@ -79,6 +79,36 @@ def verify(password: str, secret: str | None = None) -> bool:
     return hmac.compare_digest(got, digest)
 
 
+SESSION_COOKIE = "convis_research"
+SESSION_HOURS = 12
+
+
+def _session_key() -> bytes:
+    """Signing key of researcher sessions, derived from the master key kept outside the database
+    (`study.keys`); changing the password does not end sessions, changing the key does."""
+    from study.keys import master_key
+
+    return hmac.new(master_key(), b"researcher-session", hashlib.sha256).digest()
+
+
+def session_token(now: float | None = None, hours: float = SESSION_HOURS) -> str:
+    """A signed researcher session ("<expiry>.<signature>") for a cookie, so a reload stays logged in."""
+    expiry = int((time.time() if now is None else now) + hours * 3600)
+    sig = hmac.new(_session_key(), str(expiry).encode(), hashlib.sha256).hexdigest()
+    return f"{expiry}.{sig}"
+
+
+def session_valid(token: str | None, now: float | None = None) -> bool:
+    """True for an unexpired token signed with this installation's key."""
+    if not isinstance(token, str) or len(token) > 200 or "." not in token:
+        return False
+    expiry, sig = token.split(".", 1)
+    if not expiry.isdigit():
+        return False
+    want = hmac.new(_session_key(), expiry.encode(), hashlib.sha256).hexdigest()
+    return hmac.compare_digest(sig, want) and int(expiry) > (time.time() if now is None else now)
+
+
 @dataclass
 class Throttle:
     """Per-client slow-down of wrong passwords: after k failures, wait `base * 2**(k-1)` seconds

@@ -22,8 +22,26 @@ def _secret() -> str | None:
 
 
 def logged_in() -> bool:
-    """True once this browser session gave the researcher password."""
-    return bool(st.session_state.get(KEY))
+    """True once this browser gave the researcher password (this session, or a signed cookie from
+    an earlier one, so a reload or a new tab stays logged in for `access.SESSION_HOURS`)."""
+    if st.session_state.get(KEY):
+        return True
+    try:
+        cookie = st.context.cookies.get(access.SESSION_COOKIE)
+    except Exception:  # no browser context (bare script runs)
+        cookie = None
+    if isinstance(cookie, str) and access.session_valid(cookie):
+        st.session_state[KEY] = True
+        return True
+    return False
+
+
+def remember_login() -> None:
+    """Once after a login: put the signed session in a cookie (SameSite=Strict, path /)."""
+    token = st.session_state.pop(KEY + "_cookie", None)
+    if token:
+        st.html(f"<script>document.cookie = '{access.SESSION_COOKIE}={token}; path=/; "
+                f"max-age={access.SESSION_HOURS * 3600}; SameSite=Strict';</script>", unsafe_allow_javascript=True)
 
 
 def login_page() -> None:
@@ -48,6 +66,7 @@ def login_page() -> None:
     if access.verify(password, secret):
         _throttle().succeeded(client)
         st.session_state[KEY] = True
+        st.session_state[KEY + "_cookie"] = access.session_token()
         st.rerun()
     _throttle().failed(client)
     st.error("Wrong password.")

@@ -66,3 +66,15 @@ def test_pages_need_the_password(data, monkeypatch) -> None:
     at.text_input(key="research_password").input("letmein-please")
     at.button[0].click().run()
     assert at.session_state["research_logged_in"] is True
+
+
+def test_session_tokens_are_signed_and_expire(data, monkeypatch) -> None:
+    monkeypatch.setenv("CONVIS_PID_KEY", "34" * 32)
+    token = access.session_token(now=1000.0, hours=1)
+    assert access.session_valid(token, now=1000.0 + 3599)
+    assert not access.session_valid(token, now=1000.0 + 3601)
+    expiry, sig = token.split(".")
+    assert not access.session_valid(f"{int(expiry) + 10**6}.{sig}", now=1000.0)   # a later expiry is not signed
+    assert not access.session_valid("123.abc") and not access.session_valid(None) and not access.session_valid("x" * 500)
+    monkeypatch.setenv("CONVIS_PID_KEY", "56" * 32)                               # another installation's key
+    assert not access.session_valid(token, now=1000.0)

@@ -25,7 +25,7 @@ from study.versions import get_version, launch
 from tests.app.studies import launch_example
 from ui.research.downloads import PROLIFIC, prolific_file, research_zip
 
-PAGES = Path(__file__).resolve().parents[2] / "pages"
+PAGES = Path(__file__).resolve().parents[2] / "app_pages"
 RESEARCH_FILES = {"responses.csv", "responses.parquet", "participants.csv", "participants.parquet", "events.csv",
                   "events.parquet", "codebook.csv", "config.json", "config.sha256"}
 

@@ -15,7 +15,7 @@ from study.overview import study_rows
 from ui.research.launch_view import participant_link
 from ui.research.spec_editor import annotate
 
-PAGE = str(Path(__file__).resolve().parents[2] / "pages" / "studies.py")
+PAGE = str(Path(__file__).resolve().parents[2] / "app_pages" / "studies.py")
 
 
 ROOT = Path(__file__).resolve().parents[2]
