@@ -11,8 +11,9 @@ from study import access
 from ui.login import logged_in, login_page, remember_login
 
 PARTICIPANT = "_visitor_is_participant"
-RESEARCHER_PAGES = [("explore", "Explore explanations", "🔎"), ("studies", "Studies", "🧪"),
-                    ("monitor", "Monitor", "📡"), ("analysis", "Analysis", "📊")]
+RESEARCHER_PAGES = [("explore", "Explore explanations", ":material/image_search:"),
+                    ("studies", "Studies", ":material/science:"), ("monitor", "Monitor", ":material/monitoring:"),
+                    ("analysis", "Analysis", ":material/analytics:")]
 participant_link = "study" in st.query_params or "r" in st.query_params
 
 
