@@ -26,6 +26,18 @@ def _announce_password() -> None:
               f"      {password}\n  Set {access.ENV} to choose your own.\n", flush=True)
 
 
+@st.cache_resource
+def _first_start() -> None:
+    """A fresh installation builds its demo study in the background (study.demo)."""
+    from study import demo
+    from study.db import connect
+
+    try:
+        demo.ensure_demo(connect())
+    except Exception as exc:  # a dead database or a read-only folder must not stop the app
+        print(f"demo study not started: {exc}", flush=True)
+
+
 st.set_page_config(page_title="ConVis Studio", page_icon="🔎", layout="wide",
                    initial_sidebar_state="collapsed" if participant_link else "auto")
 if participant_link:
@@ -34,6 +46,7 @@ if st.session_state.get(PARTICIPANT):
     nav = st.navigation([st.Page("app_pages/take_part.py", title="Study", default=True)], position="hidden")
 else:
     _announce_password()
+    _first_start()
     if logged_in():
         remember_login()
         nav = st.navigation([st.Page(f"app_pages/{path}.py", title=title, icon=icon, url_path=path, default=i == 0)

@@ -5,6 +5,7 @@ import streamlit as st
 from study.db import connect
 from study.drafts import get_draft
 from study.overview import frozen_spec, study_rows
+from ui.research.demo_banner import demo_banner
 from ui.research.launch_view import launch_panel
 from ui.research.new_study import new_study
 from ui.research.precompute_view import precompute
@@ -23,6 +24,7 @@ if slug:
     draft = get_draft(db, slug)
     spec = draft.spec() if draft is not None else frozen_spec(db, slug)
     st.subheader(f"{row.title} ({row.status})")
+    demo_banner(db, slug, "studies")
     tabs = st.tabs(["Spec", "Stimuli", "Preview", "Launch and share"])
     with tabs[0]:
         if draft is not None:

@@ -1,5 +1,5 @@
 """`python -m study`: validate, draft, precompute, build-stimuli, launch, bots, status, export,
-forget-pids, withdraw, analyse, power."""
+forget-pids, withdraw, demo, analyse, power."""
 
 from __future__ import annotations
 
@@ -67,6 +67,9 @@ def main(argv: list[str] | None = None) -> int:
     st.add_argument("status", choices=["live", "paused", "closed"])
     f = sub.add_parser("forget-pids", help="delete the raw Prolific ids still stored (after approvals and bonuses)")
     f.add_argument("study")
+    d = sub.add_parser("demo", help="build the first-start demo (Shapes world, launched, simulated participants)")
+    d.add_argument("--remove", action="store_true", help="delete the demo's data and don't build it again")
+    d.add_argument("--bots", type=int, default=45)
     w = sub.add_parser("withdraw", help="withdraw a participant who asked by message: delete their answers")
     w.add_argument("study")
     w.add_argument("--pid", required=True, help="their Prolific id")
@@ -134,6 +137,13 @@ def _run(args: argparse.Namespace) -> Any:
         from study.export import forget_prolific_ids
 
         return {"study": args.study, "cleared": forget_prolific_ids(db, args.study)}
+    if args.cmd == "demo":
+        from study import demo
+
+        if args.remove:
+            demo.remove_demo(db)
+            return {"removed": demo.SLUG}
+        return demo.build_demo(db, bots=args.bots)
     if args.cmd == "withdraw":
         from study.runtime import Runtime
 

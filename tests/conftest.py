@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import secrets
 from collections.abc import Iterator
 
@@ -18,6 +19,9 @@ from study.config import normalise_url, pg_admin_url
 
 # The admin connection: $CONVIS_PG_ADMIN_URL, else what scripts/setup.sh wrote, else the default.
 PG_ADMIN = pg_admin_url()
+
+# No first-start demo build in the apps and pages tests start (tests/app/test_demo.py covers it).
+os.environ.setdefault("CONVIS_DEMO", "0")
 
 # Tests run many tiny forwards; one intra-op thread avoids spin-waiting on a busy 2-core machine
 # (measured here: 3.7 ms vs 41 ms per tiny-model crop with two threads while another job ran).

@@ -8,6 +8,7 @@ import streamlit as st
 
 from study.db import Database, connect
 from study.versions import list_studies
+from ui.research.demo_banner import demo_banner
 
 KEY = "research_pick"   # the chosen 'slug@version', kept when moving between researcher pages
 
@@ -32,8 +33,8 @@ def pick_study(db: Database, page: str) -> dict[str, Any] | None:
     returns its `list_studies` row, or None with a note when no study is launched yet."""
     rows = list_studies(db)
     if not rows:
-        st.info("No study has been launched yet. Launch one with "
-                "`python -m study launch examples/studies/forward_simulation.yaml`.")
+        st.info("No study has been launched yet. Create and launch one on the Studies page (or "
+                "`python -m study launch examples/studies/forward_simulation.yaml`).")
         return None
     by_key = {_key(r): r for r in rows}
     active = sorted((r for r in rows if r["status"] == "active"), key=lambda r: r["created_at"])
@@ -44,4 +45,5 @@ def pick_study(db: Database, page: str) -> dict[str, Any] | None:
     choice = st.selectbox("Study version", keys, index=keys.index(default), key=f"{page}_study",
                           format_func=lambda k: _label(by_key[k]))
     st.session_state[KEY] = choice
+    demo_banner(db, by_key[choice]["slug"], page)
     return by_key[choice]
