@@ -14,6 +14,8 @@ from ui.research.spec_editor import spec_editor
 from ui.research.study_list import study_table
 
 st.title("Studies")
+if flash := st.session_state.pop("studies_flash", None):
+    st.success(flash)
 db = connect()
 rows = study_rows(db)
 slug = study_table(rows)

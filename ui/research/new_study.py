@@ -29,7 +29,7 @@ def _saved(db: Database, text: str, base_dir: str | None) -> None:
         st.html(annotate(text, exc.problems))
         return
     st.session_state["studies_open"] = draft.slug
-    st.success(f"Draft {draft.slug!r} saved. Precompute its stimuli, preview, then launch.")
+    st.session_state["studies_flash"] = f"Draft {draft.slug!r} saved. Precompute its stimuli, preview, then launch."
     st.rerun()
 
 

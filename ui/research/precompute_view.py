@@ -61,6 +61,11 @@ def _progress(db: Database, slug: str) -> None:
     if job is None:
         st.caption("Not started yet. The job runs in its own process: you can close this page.")
         return
+    watching = f"pre_watching_{slug}"
+    if running:
+        st.session_state[watching] = True
+    elif st.session_state.pop(watching, False):
+        st.rerun()    # the job just ended: redraw the whole page (preview and launch see the stimuli)
     share = job.done / job.total if job.total else 0.0
     text = f"{job.state}: {job.done} of {job.total} maps"
     if running and job.eta_seconds is not None:

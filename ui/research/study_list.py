@@ -21,5 +21,7 @@ def study_table(rows: list[StudyRow]) -> str | None:
                  column_config={"completed": st.column_config.ProgressColumn(
                      "completed", format="%d", min_value=0, max_value=max(1, max(r.target for r in rows)))})
     slugs = [r.slug for r in rows]
-    current = st.session_state.get("studies_open")
-    return st.selectbox("Open", slugs, index=slugs.index(current) if current in slugs else 0, key="studies_pick")
+    current = st.session_state.pop("studies_open", None)
+    if current in slugs:
+        st.session_state["studies_pick"] = current
+    return st.selectbox("Open", slugs, key="studies_pick")
