@@ -5,31 +5,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
 from sqlalchemy import func, select
 from streamlit.testing.v1 import AppTest
 
 from study import demo
-from study.db import connect, forget
 from study.models import Participant, PrecomputeJob, Response, Study
 from study.overview import study_rows
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
-@pytest.fixture
-def db(tmp_path, monkeypatch):
-    data = tmp_path / "data"
-    data.mkdir()
-    (data / "nltk_data").symlink_to(ROOT / ".data" / "nltk_data")
-    (data / "cache").symlink_to(ROOT / ".data" / "cache")       # the bundled model's bank cache
-    url = f"sqlite:///{tmp_path / 's.sqlite'}"
-    monkeypatch.setenv("CONVIS_DATA_DIR", str(data))
-    monkeypatch.setenv("DATABASE_URL", url)
-    monkeypatch.setenv("CONVIS_PID_KEY", "78" * 32)
-    database = connect(url)
-    yield database
-    forget(url)
 
 
 def _count(db, model) -> int:

@@ -15,6 +15,7 @@ from study.db import connect, forget
 from study.models import Response
 from study.runtime import Runtime
 from tests.app.browser_participant import ARGS, CHROMIUM, ROOT, Participant, app, token_from_url
+from tests.app.conftest import environ
 from tests.app.studies import SYNTHETIC_EXAMPLES, launch_example, prolific_pid
 
 pytestmark = pytest.mark.browser
@@ -29,20 +30,14 @@ def site(tmp_path_factory):
     folder = tmp_path_factory.mktemp("participant-site")
     url = f"sqlite:///{folder / 'studies.sqlite'}"
     env = {"DATABASE_URL": url, "CONVIS_PID_KEY": "cd" * 32}
-    old = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
-    db = connect(url)
-    specs = {name: launch_example(db, name, folder) for name in SYNTHETIC_EXAMPLES}
-    try:
-        with app(env, folder / "streamlit.log") as base:
-            yield base, db, specs
-    finally:
-        forget(url)
-        for k, v in old.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
+    with environ(env):
+        db = connect(url)
+        specs = {name: launch_example(db, name, folder) for name in SYNTHETIC_EXAMPLES}
+        try:
+            with app(env, folder / "streamlit.log") as base:
+                yield base, db, specs
+        finally:
+            forget(url)
 
 
 @pytest.fixture(scope="module")

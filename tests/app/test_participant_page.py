@@ -12,7 +12,6 @@ from streamlit.testing.v1 import AppTest
 
 from study import protocols
 from study.bots import _answer_keys
-from study.db import connect, forget
 from study.labels import describe
 from study.models import Participant, Response
 from study.runtime import Runtime
@@ -23,14 +22,6 @@ from ui.participant.trials import SCREENS
 APP = str(Path(__file__).resolve().parents[2] / "app.py")
 
 
-@pytest.fixture
-def db(tmp_path, monkeypatch):
-    url = f"sqlite:///{tmp_path / 'studies.sqlite'}"
-    monkeypatch.setenv("DATABASE_URL", url)
-    monkeypatch.setenv("CONVIS_PID_KEY", "ab" * 32)
-    database = connect(url)
-    yield database
-    forget(url)
 
 
 def visit(**params: str) -> AppTest:

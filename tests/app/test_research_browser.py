@@ -19,6 +19,7 @@ from study.demo import demo_yaml
 from study.drafts import save_draft
 from study.overview import study_rows
 from tests.app.browser_participant import ARGS, CHROMIUM, ROOT, app
+from tests.app.conftest import environ, private_data_dir
 
 pytestmark = pytest.mark.browser
 OUT = Path(os.environ.get("CONVIS_TEST_OUTPUT") or ROOT / ".test-output") / "research"
@@ -26,17 +27,17 @@ PASSWORD = "research-e2e-password"
 
 
 def test_researcher_path(tmp_path) -> None:
-    from playwright.sync_api import sync_playwright
-
-    data = tmp_path / "data"
-    data.mkdir()
-    (data / "nltk_data").symlink_to(ROOT / ".data" / "nltk_data")
-    (data / "cache").symlink_to(ROOT / ".data" / "cache")
+    data = private_data_dir(tmp_path)
     url = f"sqlite:///{tmp_path / 's.sqlite'}"
     env = {"DATABASE_URL": url, "CONVIS_PID_KEY": "9a" * 32, "CONVIS_ADMIN_PASSWORD": PASSWORD,
            "CONVIS_DATA_DIR": str(data)}
-    old = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
+    with environ(env):
+        _researcher_path(tmp_path, env, url)
+
+
+def _researcher_path(tmp_path: Path, env: dict[str, str], url: str) -> None:
+    from playwright.sync_api import sync_playwright
+
     db = connect(url)
     # an engine-built study small enough for a test (6 Shapes scenes x 2 concepts, toy model)
     text = demo_yaml(scenes=6, concepts=2, trials=3).replace("id: demo-shapes", "id: shapes-e2e")
@@ -100,8 +101,3 @@ def test_researcher_path(tmp_path) -> None:
             browser.close()
     finally:
         forget(url)
-        for k, v in old.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v

@@ -17,7 +17,6 @@ from streamlit.testing.v1 import AppTest
 
 from study import analysis
 from study.bots import BotOutcome, BotProfile, bot_pid, run_bots
-from study.db import connect, forget
 from study.export import load_frames
 from study.monitor import data_version, short_id, snapshot
 from study.runtime import Runtime
@@ -30,14 +29,6 @@ RESEARCH_FILES = {"responses.csv", "responses.parquet", "participants.csv", "par
                   "events.parquet", "codebook.csv", "config.json", "config.sha256"}
 
 
-@pytest.fixture
-def db(tmp_path, monkeypatch):
-    url = f"sqlite:///{tmp_path / 'studies.sqlite'}"
-    monkeypatch.setenv("DATABASE_URL", url)
-    monkeypatch.setenv("CONVIS_PID_KEY", "cd" * 32)
-    database = connect(url)
-    yield database
-    forget(url)
 
 
 def page(name: str) -> AppTest:

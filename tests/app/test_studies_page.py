@@ -5,11 +5,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
 from sqlalchemy import func, select
 from streamlit.testing.v1 import AppTest
 
-from study.db import connect, forget
 from study.models import Participant, Response, Step
 from study.overview import study_rows
 from ui.research.launch_view import participant_link
@@ -22,18 +20,6 @@ ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "examples" / "studies"
 
 
-@pytest.fixture
-def db(tmp_path, monkeypatch):
-    url = f"sqlite:///{tmp_path / 'studies.sqlite'}"
-    data = tmp_path / "data"
-    data.mkdir()
-    (data / "nltk_data").symlink_to(ROOT / ".data" / "nltk_data")   # WordNet for labels and checks
-    monkeypatch.setenv("CONVIS_DATA_DIR", str(data))
-    monkeypatch.setenv("DATABASE_URL", url)
-    monkeypatch.setenv("CONVIS_PID_KEY", "ab" * 32)
-    database = connect(url)
-    yield database
-    forget(url)
 
 
 def page() -> AppTest:
