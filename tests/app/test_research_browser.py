@@ -59,15 +59,11 @@ def _researcher_path(tmp_path: Path, env: dict[str, str], url: str) -> None:
             page.screenshot(path=str(OUT / "studies-new.png"), full_page=True)
             assert {r.slug: r.status for r in study_rows(db)}["convis-distinction-demo"] == "draft"
             # precompute the engine study, reload in the middle
-            page.goto(f"{base}/studies")
-            page.locator(".st-key-studies_pick").click()
-            page.get_by_role("option", name="shapes-e2e").click()
+            page.goto(f"{base}/studies?open=shapes-e2e")
             page.get_by_role("tab", name="Stimuli").click()
             page.locator(".st-key-pre_start_shapes-e2e button").click()
             page.get_by_text(re.compile(r"(queued|running): \d+ of \d+ maps")).first.wait_for()
-            page.reload()
-            page.locator(".st-key-studies_pick").click()
-            page.get_by_role("option", name="shapes-e2e").click()
+            page.reload()                         # the URL keeps the open study; the job goes on
             page.get_by_role("tab", name="Stimuli").click()
             page.get_by_text(re.compile(r"(queued|running|done): \d+ of \d+ maps")).first.wait_for()
             page.screenshot(path=str(OUT / "studies-precompute.png"), full_page=True)

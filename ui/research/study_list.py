@@ -21,7 +21,9 @@ def study_table(rows: list[StudyRow]) -> str | None:
                  column_config={"completed": st.column_config.ProgressColumn(
                      "completed", format="%d", min_value=0, max_value=max(1, max(r.target for r in rows)))})
     slugs = [r.slug for r in rows]
-    current = st.session_state.pop("studies_open", None)
-    if current in slugs:
+    current = st.session_state.pop("studies_open", None) or st.query_params.get("open")
+    if current in slugs and current != st.session_state.get("studies_pick"):
         st.session_state["studies_pick"] = current
-    return st.selectbox("Open", slugs, key="studies_pick")
+    slug = st.selectbox("Open", slugs, key="studies_pick")
+    st.query_params["open"] = slug        # a reload or a shared link opens the same study
+    return slug
