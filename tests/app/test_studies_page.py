@@ -80,3 +80,35 @@ def test_yaml_problems_are_shown_next_to_their_lines(db) -> None:
     shown = "\n".join(h.proto.body for h in at.get("html"))
     assert "did you mean &#x27;forward_simulation&#x27;" in shown or "did you mean 'forward_simulation'" in shown
     assert "nothing was saved" in _texts(at)
+
+
+def test_failed_precompute_is_shown_with_its_reason(db) -> None:
+    """A precompute whose image went bad after validation: the Stimuli tab says which and why."""
+    import io
+
+    import yaml
+    from PIL import Image
+
+    from study import jobs
+    from study.drafts import save_draft, save_upload
+
+    files = []
+    for i, colour in enumerate(("red", "blue")):
+        buf = io.BytesIO()
+        Image.new("RGB", (64, 64), colour).save(buf, format="PNG")
+        files.append(save_upload("broken", f"pic{i}.png", buf.getvalue()))
+    spec = {"id": "broken", "title": "Broken", "consent": "c", "instructions": "i",
+            "stimuli": {"source": "engine", "model": "convis-tiny", "pretrained": "none"},
+            "images": [{"file": f} for f in files], "concepts": ["circle.n.01", "square.n.01"],
+            "methods": ["centre"], "protocol": {"name": "forward_simulation", "options": {"n_candidates": 2}},
+            "trials": 2, "recruitment": {"completion_code": "X1"}}
+    draft = save_draft(db, yaml.safe_dump(spec))
+    (Path(draft.base_dir) / files[1]).write_bytes(b"\x89PNG\r\n\x1a\nnot really a picture")
+    job = jobs.run_worker(db, "broken")
+    assert job.state == "failed" and "pic1" in job.error
+    at = AppTest.from_file(PAGE, default_timeout=120)
+    at.query_params["open"] = "broken"
+    at.run()
+    assert not at.exception
+    assert any("pic1" in e.value for e in at.error), [e.value for e in at.error]
+    assert "Start precompute" in [b.label for b in at.button]
