@@ -112,3 +112,30 @@ def test_failed_precompute_is_shown_with_its_reason(db) -> None:
     assert not at.exception
     assert any("pic1" in e.value for e in at.error), [e.value for e in at.error]
     assert "Start precompute" in [b.label for b in at.button]
+
+
+def test_new_study_from_the_form(db) -> None:
+    """The form: WordNet search by name and definition, registry methods with their generated
+    parameter fields, Shapes-world images; the draft holds exactly what was chosen."""
+    at = page()
+    at.text_input(key="new_slug").input("form-study")
+    at.text_input(key="new_title").input("Shapes by form")
+    at.run()
+    for word, synset in (("circle", "circle.n.01"), ("square", "square.n.01")):
+        at.text_input(key="new_word").input(word).run()
+        assert any(synset in m.value and "plane" in m.value.lower() for m in at.markdown), word  # the definition
+        at.button(key=f"new_add_{synset}").click().run()
+    at.multiselect(key="new_methods").set_value(["convis_grid", "centre"]).run()
+    at.number_input(key="new_p_convis_grid_stride").set_value(32).run()
+    at.number_input(key="new_shapes").set_value(6)
+    at.number_input(key="new_trials").set_value(3)
+    at.number_input(key="new_practice").set_value(1)
+    at.text_input(key="new_code").input("FORM01")
+    at.button(key="new_from_form").click().run()
+    assert not at.exception, at.exception
+    from study.drafts import get_draft
+
+    spec = get_draft(db, "form-study").spec()
+    assert spec.concepts == ["circle.n.01", "square.n.01"] and spec.methods == ["convis_grid", "centre"]
+    assert spec.stimuli.params == {"convis_grid": {"stride": 32}} and spec.images.shapes == 6
+    assert spec.trials == 3 and spec.recruitment.completion_code == "FORM01"

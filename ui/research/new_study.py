@@ -57,6 +57,13 @@ def new_study(db: Database) -> None:
         _form(db)
 
 
+def _add(name: str) -> None:
+    chosen = st.session_state.setdefault(P + "concepts", [])
+    if name not in chosen:
+        chosen.append(name)
+    st.session_state[P + "chosen"] = list(chosen)
+
+
 def _concepts() -> list[str]:
     """WordNet search: type a word, pick senses by name and definition."""
     chosen: list[str] = st.session_state.setdefault(P + "concepts", [])
@@ -72,11 +79,10 @@ def _concepts() -> list[str]:
             label = describe(name)
             c1, c2 = st.columns([5, 1])
             c1.markdown(f"**{label.name}** (`{name}`): {label.definition}")
-            if c2.button("Add", key=f"{P}add_{name}", disabled=name in chosen):
-                chosen.append(name)
-                st.rerun()
+            c2.button("Add", key=f"{P}add_{name}", disabled=name in chosen, on_click=_add, args=(name,))
     if chosen:
-        keep = st.multiselect("Concepts of the study", chosen, default=chosen, key=P + "chosen",
+        st.session_state.setdefault(P + "chosen", list(chosen))
+        keep = st.multiselect("Concepts of the study", chosen, key=P + "chosen",
                               format_func=lambda s: f"{describe(s).name} ({s})")
         st.session_state[P + "concepts"] = keep
         return keep
@@ -124,7 +130,13 @@ def _form(db: Database) -> None:
     slug = c1.text_input("Short id (letters, digits, - and _)", key=P + "slug", placeholder="my-study")
     title = c2.text_input("Title participants see", key=P + "title")
     protocol = st.selectbox("Protocol", list(protocols.REGISTRY), key=P + "protocol")
+    with st.expander("Protocol options"):
+        options = params_form(protocols.get(protocol).Config, f"{P}o_{protocol}")
     concepts = _concepts()
+    if "n_candidates" in protocols.get(protocol).Config.model_fields and "n_candidates" not in options:
+        default = protocols.get(protocol).Config.model_fields["n_candidates"].default
+        if len(concepts) < default:
+            options["n_candidates"] = max(2, len(concepts))
     methods, params = _methods()
     images = _images(slug or "unnamed")
     c1, c2, c3, c4 = st.columns(4)
@@ -143,7 +155,7 @@ def _form(db: Database) -> None:
         spec = {"id": slug, "title": title, "consent": consent, "instructions": instructions,
                 "stimuli": {"source": "engine", **({"params": params} if params else {})},
                 "images": images, "concepts": concepts, "methods": methods,
-                "protocol": {"name": protocol}, "design": {"type": design, "control": bool(control)},
+                "protocol": {"name": protocol, **({"options": options} if options else {})}, "design": {"type": design, "control": bool(control)},
                 "trials": int(trials), "practice": {"trials": int(practice)},
                 "recruitment": {"completion_code": code, "target_per_condition": int(target)}}
         _saved(db, yaml.safe_dump(spec, sort_keys=False, allow_unicode=True), None)
