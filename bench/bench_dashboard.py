@@ -44,8 +44,8 @@ from streamlit.testing.v1 import AppTest  # noqa: E402
 
 from study import analysis  # noqa: E402
 from study.bots import BotOutcome, BotProfile, run_bots  # noqa: E402
-from study.config import normalise_url, pg_admin_url  # noqa: E402
-from study.db import connect, forget  # noqa: E402
+from study.config import pg_admin_url  # noqa: E402
+from study.db import connect, forget, scratch_postgres  # noqa: E402
 from study.export import load_frames  # noqa: E402
 from study.monitor import data_version, snapshot  # noqa: E402
 from tests.app.studies import launch_example  # noqa: E402
@@ -74,19 +74,8 @@ def sqlite_db() -> Iterator[str]:
 
 @contextmanager
 def postgres_db() -> Iterator[str]:
-    import psycopg
-    from sqlalchemy.engine import make_url
-
-    admin = psycopg.connect(pg_admin_url(), autocommit=True, connect_timeout=5)
-    name = f"convis_bench_{secrets.token_hex(6)}"
-    admin.execute(f'CREATE DATABASE "{name}"')
-    url = make_url(normalise_url(pg_admin_url())).set(database=name).render_as_string(hide_password=False)
-    try:
+    with scratch_postgres(pg_admin_url(), "convis_bench") as url:
         yield url
-    finally:
-        forget(url)
-        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.close()
 
 
 def postgres_answers() -> bool:

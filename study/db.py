@@ -120,3 +120,26 @@ def forget(url: str) -> None:
         db = _cache.pop(normalise_url(url), None)
     if db is not None:
         db.dispose()
+
+
+@contextmanager
+def scratch_postgres(admin_url: str, prefix: str = "convis_scratch") -> Iterator[str]:
+    """A new, empty PostgreSQL database on the server of `admin_url` (tests, benches), dropped on
+    exit; yields its SQLAlchemy URL. Raises psycopg's `OperationalError` if the server is down."""
+    import secrets
+
+    import psycopg
+    from sqlalchemy.engine import make_url
+
+    name = f"{prefix}_{secrets.token_hex(6)}"
+    admin = psycopg.connect(admin_url, autocommit=True, connect_timeout=5)
+    try:
+        admin.execute(f'CREATE DATABASE "{name}"')
+        url = make_url(normalise_url(admin_url)).set(database=name).render_as_string(hide_password=False)
+        try:
+            yield url
+        finally:
+            forget(url)
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        admin.close()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import secrets
 from collections.abc import Iterator
 
 import numpy as np
@@ -15,7 +14,7 @@ from skimage import data
 from sqlalchemy.engine import make_url
 
 from study import db as dbmod
-from study.config import normalise_url, pg_admin_url
+from study.config import pg_admin_url
 
 # The admin connection: $CONVIS_PG_ADMIN_URL, else what scripts/setup.sh wrote, else the default.
 PG_ADMIN = pg_admin_url()
@@ -54,21 +53,13 @@ def rng() -> np.random.Generator:
 @pytest.fixture(scope="session")
 def pg_url() -> Iterator[str]:
     """A scratch PostgreSQL database for this test run (dropped at the end)."""
-    name = f"convis_test_{secrets.token_hex(6)}"
     shown = make_url(PG_ADMIN).render_as_string(hide_password=True)
     try:
-        admin = psycopg.connect(PG_ADMIN, autocommit=True, connect_timeout=5)
+        with dbmod.scratch_postgres(PG_ADMIN, "convis_test") as url:
+            yield url
     except psycopg.OperationalError as exc:
         pytest.fail(f"PostgreSQL is required and unreachable at {shown} (CONVIS_PG_ADMIN_URL; "
                     f"scripts/setup.sh starts a private cluster when none answers): {exc}")
-    admin.execute(f'CREATE DATABASE "{name}"')
-    url = make_url(normalise_url(PG_ADMIN)).set(database=name).render_as_string(hide_password=False)
-    try:
-        yield url
-    finally:
-        dbmod.forget(url)
-        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.close()
 
 
 @pytest.fixture
