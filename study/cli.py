@@ -1,5 +1,5 @@
 """`python -m study`: validate, draft, precompute, build-stimuli, launch, bots, status, export,
-forget-pids, withdraw, demo, analyse, power."""
+forget-pids, withdraw, first-start, demo, analyse, power."""
 
 from __future__ import annotations
 
@@ -67,6 +67,8 @@ def main(argv: list[str] | None = None) -> int:
     st.add_argument("status", choices=["live", "paused", "closed"])
     f = sub.add_parser("forget-pids", help="delete the raw Prolific ids still stored (after approvals and bonuses)")
     f.add_argument("study")
+    sub.add_parser("first-start", help="(./run) print a new researcher password once; start the demo build on an "
+                   "empty database")
     d = sub.add_parser("demo", help="build the first-start demo (Shapes world, launched, simulated participants)")
     d.add_argument("--remove", action="store_true", help="delete the demo's data and don't build it again")
     d.add_argument("--bots", type=int, default=45)
@@ -137,6 +139,19 @@ def _run(args: argparse.Namespace) -> Any:
         from study.export import forget_prolific_ids
 
         return {"study": args.study, "cleared": forget_prolific_ids(db, args.study)}
+    if args.cmd == "first-start":
+        from study import access, demo
+
+        password = access.ensure_password()
+        if password:
+            print(f"\n  Researcher password (shown once; only its scrypt hash is kept in {access.hash_file()}):\n"
+                  f"      {password}\n  Set {access.ENV} to choose your own.\n", file=sys.stderr, flush=True)
+        try:
+            started = demo.ensure_demo(db)
+        except Exception as exc:  # a dead database must not stop the app from starting
+            print(f"demo study not started: {exc}", file=sys.stderr)
+            started = False
+        return {"password_generated": bool(password), "demo_started": started}
     if args.cmd == "demo":
         from study import demo
 

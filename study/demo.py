@@ -104,6 +104,8 @@ def build_demo(db: Database, bots: int = BOTS, seed: int = 0, **size: int) -> di
         job = jobs.run_worker(db, SLUG)
         if job.state != "done":
             raise NotFound(f"the demo's stimuli were not built: {job.error or job.state}")
+    if _marker().exists():      # removed while its stimuli were being built
+        return {"bots": 0, "participants": 0}
     launch(db, spec)
     delete_draft(db, SLUG)
     with db.session() as s:
@@ -115,7 +117,15 @@ def build_demo(db: Database, bots: int = BOTS, seed: int = 0, **size: int) -> di
 
 
 def remove_demo(db: Database) -> None:
-    """Delete every row and file of the demo, and never build it again on this data folder."""
+    """Delete every row and file of the demo, and never build it again on this data folder (a
+    build still running is cancelled and will not launch)."""
+    from study import jobs
+
+    _marker().parent.mkdir(parents=True, exist_ok=True)
+    _marker().write_text("the first-start demo was removed; delete this file to build it again\n")
+    job = jobs.status(db, SLUG)
+    if job is not None and job.active:
+        jobs.cancel(db, SLUG)
     with db.session() as s:
         study = s.scalar(select(Study).where(Study.slug == SLUG))
         if study is not None:
@@ -133,5 +143,3 @@ def remove_demo(db: Database) -> None:
                 shutil.rmtree(folder, ignore_errors=True)
         s.execute(delete(StudyDraft).where(StudyDraft.slug == SLUG))
         s.execute(delete(PrecomputeJob).where(PrecomputeJob.slug == SLUG))
-    _marker().parent.mkdir(parents=True, exist_ok=True)
-    _marker().write_text("the first-start demo was removed; delete this file to build it again\n")

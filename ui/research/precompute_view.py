@@ -18,6 +18,10 @@ def _duration(seconds: float | None) -> str:
         f"{seconds // 60} min {seconds % 60} s" if seconds >= 60 else f"{seconds} s"
 
 
+def _n(count: int, noun: str) -> str:
+    return f"{count} {noun}{'' if count == 1 else 's'}"
+
+
 def precompute(db: Database, slug: str, spec: StudySpec) -> None:
     if spec.stimuli.source == "synthetic":
         st.info("Synthetic demo stimuli (made-up ground truth) are built in seconds when you launch.")
@@ -30,8 +34,8 @@ def precompute(db: Database, slug: str, spec: StudySpec) -> None:
     else:
         known = ", ".join(f"{m}: {_duration(t)}" for m, t in est.per_method_seconds.items())
         missing = [m for m in spec.methods if m not in est.per_method_seconds]
-        st.markdown(f"**{est.n_images} images × {est.n_concepts} concepts × {est.n_methods} methods = "
-                    f"{est.n_maps} maps**" + (f", estimated **{_duration(est.seconds)}** on this machine"
+        st.markdown(f"**{_n(est.n_images, 'image')} × {_n(est.n_concepts, 'concept')} × "
+                    f"{_n(est.n_methods, 'method')} = {_n(est.n_maps, 'map')}**" + (f", estimated **{_duration(est.seconds)}** on this machine"
                                               if not missing else "") + ".")
         if known:
             st.caption(known)
