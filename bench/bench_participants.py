@@ -640,8 +640,8 @@ def table(r: dict) -> str:
     lines.append(f"p50/p95 per round: ours {per_round(o)}" + (f"; oTree {per_round(t)}" if t.get("n") else ""))
     lines += [
         "",
-        "| runtime submit + next current_step (PostgreSQL) | p50 | p95 | max | n |",
-        "|---|---|---|---|---|",
+        *(["| runtime submit + next current_step (PostgreSQL) | p50 | p95 | max | n |",
+           "|---|---|---|---|---|"] if rts else []),
         *[f"| {rt['threads']} threads x {rt['per_thread']} participants, pause {rt['think_ms']:g} ms "
           f"({rt['answers_per_s']:.0f} answers/s) | {rt['p50']:.1f} | {rt['p95']:.1f} | {rt['max']:.1f} | {rt['n']} |"
           for rt in rts],
@@ -718,6 +718,7 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=2,
                     help="browser rounds (ours then oTree, alternating; fresh participants each round)")
     ap.add_argument("--no-otree", action="store_true", help="skip the oTree anchor")
+    ap.add_argument("--no-runtime", action="store_true", help="skip the runtime threads bench")
     ap.add_argument("--json", default=None)
     a = ap.parse_args()
     os.environ.setdefault("CONVIS_PID_KEY", secrets.token_hex(32))
@@ -744,7 +745,8 @@ def main() -> None:
             if a.db != "postgres":
                 (work / "pg").mkdir()
             rt_spec = spec if a.db == "postgres" else launch(pg_db, work / "pg", a.trials)
-            result["runtime"] = [runtime_bench(a, pg_db, rt_spec["id"], ms) for ms in a.runtime_think_ms]
+            result["runtime"] = [] if a.no_runtime else [runtime_bench(a, pg_db, rt_spec["id"], ms)
+                                                         for ms in a.runtime_think_ms]
             if a.db != "postgres":
                 forget(url)
     finally:
