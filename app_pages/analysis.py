@@ -45,4 +45,4 @@ with maps_tab:
 with power_tab:
     view.power_planner(res, spec)
 with files_tab:
-    downloads.buttons(db.url, slug, version)
+    downloads.buttons(db.url, slug, version, fingerprint)

@@ -49,7 +49,7 @@ def step_assets(folder: str, allowed: dict[str, str], content: dict[str, Any]) -
     return {rel: read_asset(folder, rel, allowed.get(rel, "")) for rel in asset_paths(content)}
 
 
-@lru_cache(maxsize=128)
+@lru_cache(maxsize=4096)
 def read_asset(folder: str, rel: str, sha256: str) -> bytes:
     """One listed file of a stimulus folder, verified against its hash (cached per process)."""
     root = Path(folder).resolve()

@@ -88,6 +88,7 @@ def _researcher_path(tmp_path: Path, env: dict[str, str], url: str) -> None:
             page.locator("[data-testid=stVegaLiteChart], .vega-embed").first.wait_for()
             page.screenshot(path=str(OUT / "analysis.png"), full_page=True)
             page.get_by_role("tab", name="Downloads").click()
+            page.get_by_role("button", name="Prepare the downloads").click()
             with page.expect_download() as dl:
                 page.get_by_role("button", name="Tidy export (.zip)").click()
             data_zip = Path(dl.value.path()).read_bytes()

@@ -151,6 +151,9 @@ def test_downloads_are_valid(db, tmp_path) -> None:
     spec = launch_example(db, "forward_simulation", tmp_path)
     outs = bots(db, spec["id"], 6)
     ana = page("analysis")
+    assert not ana.get("download_button")                 # made on request only
+    ana.button(key=f"analysis_dl_ready_{spec['id']}_1_go").click().run()
+    assert not ana.exception
     labels = {e.proto.label for e in ana.get("download_button")}
     assert labels == {"Tidy export (.zip)", "Prolific approvals (.csv)", "Prolific bonuses (.csv)"}
     with zipfile.ZipFile(io.BytesIO(research_zip(db.url, spec["id"], 1))) as zf:

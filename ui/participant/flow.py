@@ -35,6 +35,7 @@ def _runtime(url: str) -> Runtime:
     except Exception as exc:  # refused, unknown host, failed migration: not cached, retried next run
         log.warning("study database unreachable: %s", exc)
         raise errors.DatabaseUnavailable("the study's database cannot be reached") from None
+    describe_all(["entity.n.01"])      # parse WordNet's index now, not on a participant's first screen
     return Runtime(db)
 
 

@@ -54,8 +54,7 @@ if (!window.__ptGuard) {
 def page_style() -> None:
     """Participant chrome: no header, toolbar or sidebar; content starts at the top; answer
     buttons disable themselves on the first click."""
-    st.html(_CSS)
-    st.html(_GUARD, unsafe_allow_javascript=True)
+    st.html(_CSS + _GUARD, unsafe_allow_javascript=True)
 
 
 def panel(assets: dict[str, bytes], path: str | None, caption: str | None, width: int = PANEL_PX) -> None:
@@ -64,16 +63,16 @@ def panel(assets: dict[str, bytes], path: str | None, caption: str | None, width
     if data is None:
         st.warning("This picture could not be loaded.")
         return
-    st.image(data, width=width, caption=caption)
+    st.image(data, width=width, caption=caption, output_format="PNG")   # the stored pixels, not a JPEG
 
 
 def concept(label: ConceptLabel, show_name: bool = True) -> None:
     """A concept as people read it: its name in bold and the WordNet definition beneath (the name
     is left out where a button already carries it)."""
-    if show_name:
-        st.html(f'<div class="pt-name">{_esc(label.name)}</div>')
-    if label.definition:
-        st.html(f'<div class="pt-def">{_esc(label.definition)}</div>')
+    name = f'<div class="pt-name">{_esc(label.name)}</div>' if show_name else ""
+    definition = f'<div class="pt-def">{_esc(label.definition)}</div>' if label.definition else ""
+    if name or definition:
+        st.html(name + definition)
 
 
 def concept_inline(label: ConceptLabel) -> str:
