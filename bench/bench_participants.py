@@ -70,11 +70,12 @@ sys.path.insert(0, str(ROOT))
 
 from study.assets import asset_paths  # noqa: E402
 from study.bots import BotProfile, _answer_keys, _bot_answer  # noqa: E402
-from study.db import Database, connect, forget  # noqa: E402
+from study.config import pg_admin_url  # noqa: E402
+from study.db import Database, connect, forget, scratch_postgres  # noqa: E402
 from study.labels import describe  # noqa: E402
 from study.models import Step  # noqa: E402
 from study.runtime import Runtime  # noqa: E402
-from tests.app.browser_participant import ARGS, CHROMIUM, Participant, free_port, start_app  # noqa: E402
+from tests.app.browser_participant import ARGS, CHROMIUM, Participant, app_process, free_port  # noqa: E402
 from tests.app.studies import launch_example, prolific_pid  # noqa: E402
 
 EXAMPLE = "forward_simulation"
@@ -377,19 +378,6 @@ def ours_round(a: argparse.Namespace, browser: Browser, base: str, app: subproce
     return {"load": {**load.done(), **quiet}, "samples": samples, "screens": [p.screens for p in people]}
 
 
-@contextlib.contextmanager
-def app_server(env: dict[str, str], log: Path) -> Iterator[tuple[subprocess.Popen, str]]:
-    proc, base = start_app(env, log)
-    try:
-        yield proc, base
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-
-
 def otree_bin() -> Path:
     """`otree` from `bench/.otree-venv`, installed there (pinned) on first use."""
     exe = OTREE_VENV / "bin" / "otree"
@@ -571,25 +559,8 @@ def runtime_bench(a: argparse.Namespace, db: Database, slug: str, think_ms: floa
 @contextlib.contextmanager
 def scratch_pg() -> Iterator[str]:
     """A scratch PostgreSQL database (SQLAlchemy URL), dropped at the end."""
-    import psycopg
-    from sqlalchemy.engine import make_url
-
-    from study.config import normalise_url
-    try:
-        from study.config import pg_admin_url
-        admin_url = pg_admin_url()
-    except ImportError:
-        admin_url = os.environ.get("CONVIS_PG_ADMIN_URL") or "postgresql://postgres@127.0.0.1:5432/postgres"
-    name = f"convis_bench_{secrets.token_hex(6)}"
-    admin = psycopg.connect(admin_url, autocommit=True, connect_timeout=5)
-    admin.execute(f'CREATE DATABASE "{name}"')
-    url = make_url(normalise_url(admin_url)).set(database=name).render_as_string(hide_password=False)
-    try:
+    with scratch_postgres(pg_admin_url(), "convis_bench") as url:
         yield url
-    finally:
-        forget(url)
-        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.close()
 
 
 def launch(db: Database, folder: Path, trials: int) -> dict:
@@ -673,7 +644,7 @@ def browsers(a: argparse.Namespace, browser: Browser, url: str, db: Database, sp
     (alternating, so that both see the same machine); the anchor shows round 1's screens."""
     env = {"DATABASE_URL": url, "CONVIS_PID_KEY": os.environ["CONVIS_PID_KEY"]}
     ours, theirs = [], []
-    with app_server(env, work / "streamlit.log") as (app, base), contextlib.ExitStack() as stack:
+    with app_process(env, work / "streamlit.log") as (app, base), contextlib.ExitStack() as stack:
         ot = None
         for r in range(a.rounds):
             ours.append(ours_round(a, browser, base, app, db, spec, r))

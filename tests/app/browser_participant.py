@@ -56,16 +56,24 @@ def start_app(env: dict[str, str], log: Path, port: int | None = None) -> tuple[
 
 
 @contextlib.contextmanager
-def app(env: dict[str, str], log: Path) -> Iterator[str]:
+def app_process(env: dict[str, str], log: Path) -> Iterator[tuple[subprocess.Popen, str]]:
+    """The app running for a block: its process and its URL; stopped at the end."""
     proc, url = start_app(env, log)
     try:
-        yield url
+        yield proc, url
     finally:
         proc.terminate()
         try:
             proc.wait(timeout=20)
         except subprocess.TimeoutExpired:
             proc.kill()
+
+
+@contextlib.contextmanager
+def app(env: dict[str, str], log: Path) -> Iterator[str]:
+    """The app running for a block; yields its URL."""
+    with app_process(env, log) as (_, url):
+        yield url
 
 
 def token_from_url(page: Any, timeout_s: float = 60) -> str:
