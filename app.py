@@ -22,8 +22,7 @@ def _announce_password() -> None:
     """First start with no password configured: generate one, print it once to the terminal."""
     password = access.ensure_password()
     if password:
-        print(f"\n  Researcher password (shown once; only its hash is kept in {access.hash_file()}):\n"
-              f"      {password}\n  Set {access.ENV} to choose your own.\n", flush=True)
+        print(access.announcement(password), flush=True)
 
 
 @st.cache_resource

@@ -63,6 +63,12 @@ def ensure_password(secret: str | None = None) -> str | None:
     return password
 
 
+def announcement(password: str) -> str:
+    """The lines that show a newly generated password once, in the terminal."""
+    return (f"\n  Researcher password (shown once; only its scrypt hash is kept in {hash_file()}):\n"
+            f"      {password}\n  Set {ENV} to choose your own.\n")
+
+
 def verify(password: str, secret: str | None = None) -> bool:
     """Check a password against the configured one, else the stored hash (constant time)."""
     if not isinstance(password, str) or not password or len(password) > 1024:

@@ -144,8 +144,7 @@ def _run(args: argparse.Namespace) -> Any:
 
         password = access.ensure_password()
         if password:
-            print(f"\n  Researcher password (shown once; only its scrypt hash is kept in {access.hash_file()}):\n"
-                  f"      {password}\n  Set {access.ENV} to choose your own.\n", file=sys.stderr, flush=True)
+            print(access.announcement(password), file=sys.stderr, flush=True)
         try:
             started = demo.ensure_demo(db)
         except Exception as exc:  # a dead database must not stop the app from starting

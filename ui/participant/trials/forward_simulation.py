@@ -37,13 +37,17 @@ def _top1(c: dict[str, Any], assets: dict[str, bytes], labels: dict[str, Concept
         _choice_form(ans, cands, labels, scale)
 
 
+def _confidence(ans: Answering, scale: int, where: Any = st) -> None:
+    where.radio(f"How confident are you? (1 = guessing, {scale} = certain)", list(range(1, scale + 1)),
+                index=None, key=ans.key("confidence"), horizontal=True)
+
+
 def _choice_form(ans: Answering, cands: list[str], labels: dict[str, ConceptLabel], scale: int) -> None:
     with st.form(ans.key("form"), border=False):
         left, right = st.columns(2)
         left.radio("Your answer", cands, index=None, key=ans.key("choice"), horizontal=True,
                    format_func=lambda s: labels[s].name)
-        right.radio(f"How confident are you? (1 = guessing, {scale} = certain)", list(range(1, scale + 1)),
-                    index=None, key=ans.key("confidence"), horizontal=True)
+        _confidence(ans, scale, right)
 
         def build() -> dict[str, Any] | str:
             choice, conf = ans.value("choice"), ans.value("confidence")
@@ -69,8 +73,7 @@ def _match(c: dict[str, Any], assets: dict[str, bytes], labels: dict[str, Concep
         if scale:
             with st.form(ans.key("form"), border=False):
                 st.radio("Your answer", ["Yes", "No"], index=None, key=ans.key("match"), horizontal=True)
-                st.radio(f"How confident are you? (1 = guessing, {scale} = certain)", list(range(1, scale + 1)),
-                         index=None, key=ans.key("confidence"), horizontal=True)
+                _confidence(ans, scale)
 
                 def build() -> dict[str, Any] | str:
                     match, conf = ans.value("match"), ans.value("confidence")
