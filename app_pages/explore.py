@@ -17,17 +17,19 @@ TOY_NOTE = ("Toy model: a small CLIP trained here on synthetic shapes and digits
             "92 % of two-object scenes (convis_core/shapes/report/report.md).")
 
 
-def notices(model: cc.ClipModel, picked: sources.Picked) -> None:
-    for note in st.session_state.get(S.NOTES, []):
-        st.info(f"Ignored from the link: {note}", icon=":material/link_off:")
+def notices(model: cc.ClipModel, picked: sources.Picked, left, right) -> None:  # noqa: ANN001
+    """Random weights and photos on the toy model are flagged; what a link carried that did not
+    check out is listed."""
     if model.random_weights:
-        st.error("RANDOM WEIGHTS: this model was never trained. Its maps carry no meaning; use it only to check "
-                 "the plumbing.", icon="⚠️")
+        right.error("RANDOM WEIGHTS: this model was never trained. Its maps carry no meaning; use it only to "
+                    "check the plumbing.", icon="⚠️")
     elif model.name == "shapes-world" and picked.ref.kind != "scene":
-        st.warning(TOY_NOTE + " It has never seen a photo: read its maps here as a demonstration of the plumbing "
-                   "only. For photos, load real CLIP weights (sidebar).", icon=":material/toys:")
+        right.warning(TOY_NOTE + " It has never seen a photo: read its maps here as a demonstration of the "
+                      "plumbing only. For photos, load real CLIP weights (sidebar).", icon=":material/toys:")
     elif model.name == "shapes-world":
-        st.caption(TOY_NOTE + " Photos are one click away (Photo), where its maps mean nothing.")
+        left.caption(TOY_NOTE + " Photos are one click away (Photo), where its maps mean nothing.")
+    for note in st.session_state.get(S.NOTES, []):
+        right.info(f"Ignored from the link: {note}", icon=":material/link_off:")
 
 
 def stem(picked: sources.Picked, name: str | None, method: str) -> str:
@@ -43,18 +45,18 @@ def main() -> None:
     except cc.ConvisError as e:
         st.error(f"Model not available: {e}")
         return
-    left, middle, right = st.columns([1.0, 1.05, 1.25], gap="medium")
+    left, middle, right = st.columns([0.95, 1.2, 1.1], gap="medium")
     with left:
-        st.markdown("#### What does CLIP see of a concept?")
         picked = sources.picker(left)
         if S.CONCEPT not in st.session_state:      # a first visit opens on an object of the scene
             S.set_concept(picked.truth[0] if picked.truth else "cat.n.01")
         name = concept.picker(left)
         labels = {m.label: n for n, m in cc.REGISTRY.items()}
         method = labels[left.selectbox("Method", list(labels), key=S.METHOD)]
-        style = left.segmented_control("Display", list(cc.STYLES), key=S.P + "style", default="whitefade") or "whitefade"
-    with middle:
-        notices(model, picked)
+        style = left.segmented_control("Display", list(cc.STYLES), key=S.P + "style", default="heatmap",
+                                       help="heatmap: viridis over the image; whitefade: the paper's figures (the "
+                                            "image fades to white where the concept is absent); raw: the map") \
+            or "heatmap"
     image = None
     if picked.raw is None:
         middle.info("Pick an image." if picked.ref.kind != "upload" else "Upload an image to explore it.")
@@ -63,12 +65,13 @@ def main() -> None:
             image = compute.load(picked.raw)
         except cc.ConvisError as e:
             middle.error(f"Cannot use this image: {e}", icon=":material/broken_image:")
-    S.write_link(picked.ref if image is not None else None, name, method)
+    S.write_link(picked.ref if image is not None else None, name, method, settings.bank, settings.mode)
     if image is None:
+        notices(model, picked, left, right)
         return
     req = res = None
     if name is None:
-        middle.image(picked.raw, caption=picked.caption + " (pick a concept)", width=mapview.MAP_WIDTH)
+        middle.container(border=True).image(picked.raw, caption=picked.caption + " (pick a concept)", width="stretch")
     else:
         with right:
             walk.breadcrumbs(right, name)
@@ -81,6 +84,7 @@ def main() -> None:
             walk.neighbours(right, name, settings.bank, settings.mode)
     if res is not None and req is not None:
         mapview.downloads(middle, res, req, style, stem(picked, name, method))
+    notices(model, picked, left, right)
     tab_grid, tab_sees = st.tabs(["All methods side by side", "What CLIP sees here"])
     with tab_sees:
         region.panel(tab_sees, model, image, settings.bank, settings.mode)

@@ -255,7 +255,7 @@ def test_walking_wordnet_redraws_the_map(db):
     ok(at)
     assert at.session_state["explore_concept"] == "ellipse.n.01"
     crumbs = [b.label for b in at.button if b.key.startswith("explore_up_")]
-    assert crumbs[0] == "entity" and "conic section" in crumbs
+    assert crumbs[0] == "entity ›" and "conic section ›" in crumbs
     bank = cc.get_bank(SMALL_BANK)
     held = len(np.unique(bank.row_synset[bank.leaves("ellipse.n.01")]))     # ellipse, circle and below
     assert held > 2 and f"ellipse.n.01: {held} of its leaves are in the bank {SMALL_BANK}" in texts(at, "caption")
@@ -275,8 +275,10 @@ def test_walking_wordnet_redraws_the_map(db):
 
 # ------------------------------------------------------------------------------ links
 def test_a_shared_link_opens_its_image_concept_and_method(db):
-    at = explore(db, query={"image": "scene:1000004", "concept": "circle.n.01", "method": "centre"})
+    at = explore(db, query={"image": "scene:1000004", "concept": "circle.n.01", "method": "centre",
+                            "bank": "words=coco80", "mode": "lemmas"})
     ok(at)
+    assert (at.session_state["explore_bank"], at.session_state["explore_mode"]) == ("words=coco80", "lemmas")
     assert at.number_input(key="explore_scene").value == 1000004
     res = at.session_state["explore_result"]
     assert (res.meta["concept"], res.meta["method"]) == ("circle.n.01", "centre")
@@ -284,10 +286,11 @@ def test_a_shared_link_opens_its_image_concept_and_method(db):
 
 
 def test_tampered_link_values_are_ignored_with_a_note(db):
-    at = explore(db, query={"image": "scene:../../etc", "concept": "<script>", "method": "rm -rf"})
+    at = explore(db, query={"image": "scene:../../etc", "concept": "<script>", "method": "rm -rf",
+                            "bank": "subtree=../x", "mode": "1;DROP"})
     ok(at)
     notes = " ".join(i.value for i in at.info if "Ignored from the link" in i.value)
-    assert "image:" in notes and "concept:" in notes and "method:" in notes
+    assert all(f"{k}:" in notes for k in ("image", "concept", "method", "bank", "mode"))
     res = at.session_state["explore_result"]        # the page goes on with its defaults
     assert (res.meta["concept"], res.meta["method"]) == ("ellipse.n.01", "convis_grid")
     at = explore(db, query={"image": "photo:nope"})

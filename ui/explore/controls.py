@@ -13,14 +13,14 @@ from convis_core.models import default_model_choice
 from ui.explore import state as S
 from ui.params_form import params_form
 
-BANKS = ["all", "words=coco80", "subtree=physical_entity.n.01", "subtree=plane_figure.n.01"]
+BANKS = S.BANKS
 MODELS = {
     "Shapes-world toy model (bundled)": ("shapes-world", "bundled"),
     "Tiny model, RANDOM weights (plumbing only)": ("convis-tiny", "none"),
     "CLIP ViT-B/32 (OpenAI weights)": ("ViT-B-32-quickgelu", "openai"),
     "Custom (name + weights)": None,
 }
-MODEL, BANK, MODE = S.P + "model", S.P + "bank", S.P + "mode"
+MODEL, BANK, MODE = S.P + "model", S.BANK, S.MODE
 
 
 @dataclass(frozen=True)
@@ -48,7 +48,7 @@ def sidebar() -> Settings:
     bank = sb.selectbox("Concept bank (ranks are counted over it)", BANKS, key=BANK,
                         help="all = WordNet's 82,115 nouns, the paper's bank (the first use per model embeds "
                              "them once, a few minutes on a CPU; then cached on disk).")
-    mode = sb.radio("Bank texts", ["definitions", "lemmas"], horizontal=True, key=MODE)
+    mode = sb.radio("Bank texts", S.MODES, horizontal=True, key=MODE)
     sb.markdown("**Method parameters**")
     params: dict[str, dict[str, Any]] = {}
     tabs = sb.tabs(list(cc.REGISTRY))

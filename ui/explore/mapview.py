@@ -13,8 +13,6 @@ import convis_core as cc
 from ui.explore import compute
 from ui.explore import state as S
 
-MAP_WIDTH = 330
-
 
 def png(res: cc.SaliencyResult, req: compute.Request, style: str, k: float | None = None) -> bytes:
     """The map drawn over the original image by the one renderer (cached per map and style)."""
@@ -59,7 +57,7 @@ def single(container, req: compute.Request, style: str) -> cc.SaliencyResult | N
     if reason:
         container.info(f"{cc.REGISTRY[req.method].label} cannot explain this model: {reason}.")
         return None
-    slot = container.empty()
+    slot = container.container(border=True).empty()
     t0 = time.perf_counter()
     try:
         res = compute.cached(req)
@@ -67,7 +65,7 @@ def single(container, req: compute.Request, style: str) -> cc.SaliencyResult | N
         if res is None and compute.progressive_available() and req.method == "convis_grid":
             bar, progress = _bar(container)
             for res in compute.explain_stages(req, progress):
-                slot.image(png(res, req, style), caption=caption(res), width=MAP_WIDTH)
+                slot.image(png(res, req, style), caption=caption(res), width="stretch")
             bar.empty()
         elif res is None:
             bar, progress = _bar(container)
@@ -77,7 +75,7 @@ def single(container, req: compute.Request, style: str) -> cc.SaliencyResult | N
         slot.error(str(e))
         return None
     server_ms = (time.perf_counter() - t0) * 1000
-    slot.image(png(res, req, style), caption=caption(res), width=MAP_WIDTH)
+    slot.image(png(res, req, style), caption=caption(res), width="stretch")
     st.session_state[S.P + "server_ms"] = server_ms
     st.session_state[S.P + "result"] = res
     how = "from the page cache" if was_cached else "computed now"

@@ -91,7 +91,7 @@ def picker(container) -> Picked:  # noqa: ANN001 - a Streamlit container
     st.session_state.setdefault(S.SCENE, S.DEFAULT_SCENE)
     src = container.segmented_control("Image", S.SOURCES, key=S.SOURCE, label_visibility="collapsed") or S.SOURCES[0]
     if src == "Shapes scene":
-        sid = container.number_input("Scene number (from 1,000,000: held out from training)",
+        sid = container.number_input("Scene number (from 1,000,000 on: never trained on)",
                                      min_value=S.SCENE_RANGE[0], max_value=S.SCENE_RANGE[1], step=1, key=S.SCENE)
         raw, truth = scene_bytes(int(sid))
         return Picked(S.ImageRef("scene", str(int(sid))), f"Shapes scene {int(sid)}: "

@@ -1,7 +1,8 @@
 """The page's state: session keys (all prefixed `explore_`) and the shareable link.
 
 A link carries the image (`image=scene:ID`, `photo:NAME` or `study:SLUG/IMAGE`), the concept
-(`concept=circle.n.01`) and the method (`method=convis_grid`). Values that do not check out are
+(`concept=circle.n.01`), the method (`method=convis_grid`) and the bank ranks are counted over
+(`bank=all`, `mode=definitions`). Values that do not check out are
 ignored, each with a reason the page shows; the rest of the page goes on as if they were absent.
 Uploads are not in links (their bytes live only in the browser session)."""
 
@@ -19,6 +20,9 @@ P = "explore_"
 CONCEPT, SOURCE, SCENE, PHOTO, STUDY_IMAGE, METHOD = (P + k for k in ("concept", "src", "scene", "photo",
                                                                    "study_image", "method"))
 WORD, NOTES, LINK_DONE = P + "word", P + "link_notes", P + "link_done"
+BANK, MODE = P + "bank", P + "mode"
+BANKS = ["all", "words=coco80", "subtree=physical_entity.n.01", "subtree=plane_figure.n.01"]
+MODES = ["definitions", "lemmas"]
 
 SOURCES = ("Shapes scene", "Photo", "Upload", "Study image")
 PHOTOS = {"Cat (chelsea)": "chelsea", "Astronaut": "astronaut", "Coffee": "coffee", "Rocket": "rocket"}
@@ -92,16 +96,22 @@ def apply_link() -> None:
             st.session_state[METHOD] = cc.REGISTRY[qp["method"]].label
         else:
             notes.append(f"method: '{qp['method'][:40]}' is not a method (known: {', '.join(cc.REGISTRY)})")
+    for name, key, allowed in (("bank", BANK, BANKS), ("mode", MODE, MODES)):
+        if name in qp:
+            if qp[name] in allowed:
+                st.session_state[key] = qp[name]
+            else:
+                notes.append(f"{name}: '{qp[name][:40]}' is not one of {', '.join(allowed)}")
     st.session_state[NOTES] = notes
 
 
-def write_link(image: ImageRef | None, concept: str | None, method: str) -> None:
+def write_link(image: ImageRef | None, concept: str | None, method: str, bank: str, mode: str) -> None:
     """Keep the URL in step with what is on screen, so the address bar is a shareable link."""
-    want = {"method": method}
+    want = {"method": method, "bank": bank, "mode": mode}
     if image is not None and image.link:
         want["image"] = image.link
     if concept:
         want["concept"] = concept
-    current = {k: st.query_params.get(k) for k in ("image", "concept", "method")}
+    current = {k: st.query_params.get(k) for k in ("image", "concept", "method", "bank", "mode")}
     if {k: current.get(k) for k in want} != want or any(current[k] and k not in want for k in current):
         st.query_params.from_dict(want)

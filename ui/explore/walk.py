@@ -37,7 +37,7 @@ def _buttons(container, title: str, names: list[str], counts: dict[str, int], ki
         container.caption(f"{title}: none")
         return
     order = sorted(names, key=lambda n: (-counts[n], n))
-    container.caption(f"{title} ({len(names)}), with the number of their leaves in the bank")
+    container.caption(f"{title} ({len(names)}) · leaves in the bank")
     row = container.container(horizontal=True, gap="small")
     for name in order[:SHOWN]:
         row.button(f"{_label(name)} · {counts[name]}", key=S.P + f"{kind}_{name}", on_click=S.set_concept,
@@ -55,9 +55,8 @@ def breadcrumbs(container, concept: str) -> None:  # noqa: ANN001
     path = min(g.hypernym_paths(g.index[concept]), key=len)
     row = container.container(horizontal=True, gap=None)
     for name in path[:-1]:
-        row.button(_label(name), key=S.P + f"up_{name}", on_click=S.set_concept, args=(name,), type="tertiary",
+        row.button(f"{_label(name)} ›", key=S.P + f"up_{name}", on_click=S.set_concept, args=(name,), type="tertiary",
                    help=f"{name}: {g.definitions[g.index[name]]}")
-        row.markdown("›")
     row.markdown(f"**{_label(concept)}**", help=f"{concept}: {g.definitions[g.index[concept]]}")
 
 
