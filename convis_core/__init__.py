@@ -20,7 +20,7 @@ from .errors import (
     WeightsUnavailableError,
 )
 from .images import ImageFrame, LoadedImage, load_image, open_image
-from .methods import REGISTRY, SaliencyMethod, explain, get_method
+from .methods import REGISTRY, SaliencyMethod, explain, explain_progressive, get_method
 from .models import ClipModel, load_model, load_model_cached
 from .render import STYLES, render, render_png
 from .result import SaliencyResult
@@ -31,7 +31,7 @@ __all__ = [
     "ConvisError", "EmptyConceptError", "GridParams", "ImageFrame", "InvalidImageError",
     "LoadedImage", "SaliencyMethod", "SaliencyResult", "StochasticParams", "Synset",
     "UnknownConceptError", "UnsupportedModelError", "WeightsUnavailableError", "bank_embeddings",
-    "build_bank", "concept_scores", "explain", "get_bank", "get_method", "image_embedding",
+    "build_bank", "concept_scores", "explain", "explain_progressive", "get_bank", "get_method", "image_embedding",
     "load_image", "load_model", "load_model_cached", "nouns", "open_image", "render", "render_png",
     "top_concepts",
 ]

@@ -16,6 +16,7 @@ from .base import (
     MethodParams,
     SaliencyMethod,
     explain,
+    explain_progressive,
     get_method,
     register,
     to_frame,
@@ -23,5 +24,5 @@ from .base import (
 
 __all__ = [
     "ALIASES", "REGISTRY", "ExplainContext", "MethodOutput", "MethodParams", "SaliencyMethod",
-    "explain", "get_method", "register", "to_frame",
+    "explain", "explain_progressive", "get_method", "register", "to_frame",
 ]
