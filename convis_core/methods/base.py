@@ -27,6 +27,10 @@ from ..images import FRAME, ImageInput, LoadedImage, load_image
 from ..models import ClipModel
 from ..result import SaliencyResult, normalise
 from ..wordnet import Synset, nouns
+from .registry import ALIASES, REGISTRY, get_method, register
+
+__all__ = ["ALIASES", "REGISTRY", "ExplainContext", "MethodOutput", "MethodParams", "SaliencyMethod", "explain",
+           "explain_progressive", "get_method", "register", "to_frame"]
 
 Progress = Callable[[int, int], None]
 
@@ -162,27 +166,6 @@ def to_frame(a: np.ndarray, size: int = FRAME) -> np.ndarray:
         return a
     t = torch.from_numpy(a)[None, None]
     return torch.nn.functional.interpolate(t, size=(size, size), mode="bilinear", align_corners=False)[0, 0].numpy()
-
-
-REGISTRY: dict[str, SaliencyMethod] = {}
-ALIASES: dict[str, str] = {}
-
-
-def register(cls: type[SaliencyMethod], aliases: tuple[str, ...] = ()) -> type[SaliencyMethod]:
-    """Add a method to the registry (the only list of methods)."""
-    if cls.name in REGISTRY:
-        raise ValueError(f"method {cls.name} registered twice")
-    REGISTRY[cls.name] = cls()
-    for a in aliases:
-        ALIASES[a] = cls.name
-    return cls
-
-
-def get_method(name: str) -> SaliencyMethod:
-    name = ALIASES.get(name, name)
-    if name not in REGISTRY:
-        raise ConvisError(f"unknown method '{name}' (known: {', '.join(REGISTRY)})")
-    return REGISTRY[name]
 
 
 def _context(model: ClipModel, image: ImageInput | LoadedImage, concept: str, bank: str, text_mode: str,
