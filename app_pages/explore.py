@@ -85,24 +85,29 @@ def main() -> None:
     if res is not None and req is not None:
         mapview.downloads(middle, res, req, style, stem(picked, name, method))
     notices(model, picked, left, right)
-    tab_grid, tab_sees = st.tabs(["All methods side by side", "What CLIP sees here"])
-    with tab_sees:
-        region.panel(tab_sees, model, image, settings.bank, settings.mode)
-    with tab_grid:
-        if name is None:
-            st.info("Pick a concept to compare the methods.")
-            return
-        on = st.toggle("Show every method side by side for this image and concept", key=S.P + "compare")
-        if not on:
-            st.caption("ConVis grid and stochastic and every baseline through the one renderer, with times, "
-                       "metadata, AUCs and the sanity check; the fast methods first.")
-            return
-        gstyle, k, methods = grid.controls(tab_grid)
-        reqs = [compute.request(model, image, name, m, settings.bank, settings.mode, settings.params[m])
-                for m in methods if not cc.REGISTRY[m].uses_bank or concept.holds(name, settings.bank, settings.mode)]
-        results = grid.side_by_side(tab_grid, reqs, gstyle, k)
-        grid.metrics(tab_grid, reqs, results)
-        grid.download(tab_grid, reqs, results, gstyle, k, stem(picked, name, "grid"))
+    sections = ["All methods side by side", "What CLIP sees here"]
+    # one section at a time (not tabs): the region picker is a component that needs to be visible
+    # when it is drawn, and nothing is computed for a section nobody looks at
+    section = st.segmented_control("Below the map", sections, key=S.P + "section", default=sections[0],
+                                   label_visibility="collapsed") or sections[0]
+    body = st.container(key=S.P + "section_body")
+    if section == sections[1]:
+        region.panel(body, model, image, settings.bank, settings.mode)
+        return
+    if name is None:
+        body.info("Pick a concept to compare the methods.")
+        return
+    on = body.toggle("Show every method side by side for this image and concept", key=S.P + "compare")
+    if not on:
+        body.caption("ConVis grid and stochastic and every baseline through the one renderer, with times, "
+                     "metadata, AUCs and the sanity check; the fast methods first.")
+        return
+    gstyle, k, methods = grid.controls(body)
+    reqs = [compute.request(model, image, name, m, settings.bank, settings.mode, settings.params[m])
+            for m in methods if not cc.REGISTRY[m].uses_bank or concept.holds(name, settings.bank, settings.mode)]
+    results = grid.side_by_side(body, reqs, gstyle, k)
+    grid.metrics(body, reqs, results)
+    grid.download(body, reqs, results, gstyle, k, stem(picked, name, "grid"))
 
 
 main()

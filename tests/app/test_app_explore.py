@@ -56,18 +56,36 @@ def test_first_visit_opens_on_a_shapes_scene_with_a_concept_and_its_map(db):
     at = explore(db)
     ok(at)
     assert at.segmented_control(key="explore_src").value == "Shapes scene"
-    assert at.session_state["explore_concept"] == "ellipse.n.01"   # an object of the default scene
+    assert at.session_state["explore_concept"] == "circle.n.01"   # an object of the default scene
     res = at.session_state["explore_result"]
-    assert res.meta["method"] == "convis_grid" and res.meta["concept"] == "ellipse.n.01"
+    assert res.meta["method"] == "convis_grid" and res.meta["concept"] == "circle.n.01"
     assert res.meta["model"] == "shapes-world" and not res.random_weights
     assert "Toy model" in texts(at, "caption") and "Server time for this map" in texts(at, "caption")
-    assert at.query_params["image"] == "scene:1000007" and at.query_params["concept"] == "ellipse.n.01"
+    assert at.query_params["image"] == "scene:1000044" and at.query_params["concept"] == "circle.n.01"
     assert not at.error and not at.warning
     # photos are one click away, with the toy-model notice
     at.segmented_control(key="explore_src").set_value("Photo").run()
     ok(at)
     assert any("never seen a photo" in w.value for w in at.warning)
     assert at.query_params["image"] == "photo:chelsea"
+
+
+def test_a_new_image_shows_a_coarse_map_first_then_the_final_one(db):
+    fresh = int(np.random.default_rng().integers(2_000_000, 3_000_000))   # crops not cached anywhere
+    at = explore(db, query={"image": f"scene:{fresh}", "concept": "circle.n.01"})
+    ok(at)
+    assert at.session_state["explore_stages"] == ["coarse", "final"]
+    final = at.session_state["explore_result"]
+    assert final.meta["stage"] == "final"
+    again = cc.explain(cc.load_model_cached("shapes-world", "bundled"), final_image(fresh), final.meta["concept"],
+                       bank=SMALL_BANK, stride=64)
+    np.testing.assert_array_equal(final.map, again.map)      # the page shows the engine's faithful map
+
+
+def final_image(scene_id: int) -> Image.Image:
+    from convis_core.shapes import render_scene
+
+    return render_scene(scene_id).image
 
 
 def _other_value(info: Any, default: Any) -> Any:
@@ -253,19 +271,23 @@ def test_a_bank_lacking_the_leaves_says_which_bank_holds_them(db):
 def test_walking_wordnet_redraws_the_map(db):
     at = explore(db)
     ok(at)
-    assert at.session_state["explore_concept"] == "ellipse.n.01"
+    assert at.session_state["explore_concept"] == "circle.n.01"
     crumbs = [b.label for b in at.button if b.key.startswith("explore_up_")]
-    assert crumbs[0] == "entity ›" and "conic section ›" in crumbs
+    assert crumbs[0] == "entity ›" and crumbs[-1] == "ellipse ›"
     bank = cc.get_bank(SMALL_BANK)
     held = len(np.unique(bank.row_synset[bank.leaves("ellipse.n.01")]))     # ellipse, circle and below
+    at.button(key="explore_up_ellipse.n.01").click().run()               # up to a hypernym
+    ok(at)
+    assert at.session_state["explore_result"].meta["concept"] == "ellipse.n.01"
+    assert at.text_input(key="explore_word").value == "ellipse.n.01"
     assert held > 2 and f"ellipse.n.01: {held} of its leaves are in the bank {SMALL_BANK}" in texts(at, "caption")
     at.button(key="explore_child_circle.n.01").click().run()             # down to a child
     ok(at)
     assert at.session_state["explore_result"].meta["concept"] == "circle.n.01"
-    assert at.text_input(key="explore_word").value == "circle.n.01"
-    at.button(key="explore_up_conic_section.n.01").click().run()        # up to a hypernym
+    child = next(b for b in at.button if b.key.startswith("explore_child_"))
+    child.click().run()
     ok(at)
-    assert at.session_state["explore_result"].meta["concept"] == "conic_section.n.01"
+    assert at.session_state["explore_result"].meta["concept"] == child.key.removeprefix("explore_child_")
     sibling = next(b for b in at.button if b.key.startswith("explore_sib_"))
     sibling.click().run()
     ok(at)
@@ -292,7 +314,7 @@ def test_tampered_link_values_are_ignored_with_a_note(db):
     notes = " ".join(i.value for i in at.info if "Ignored from the link" in i.value)
     assert all(f"{k}:" in notes for k in ("image", "concept", "method", "bank", "mode"))
     res = at.session_state["explore_result"]        # the page goes on with its defaults
-    assert (res.meta["concept"], res.meta["method"]) == ("ellipse.n.01", "convis_grid")
+    assert (res.meta["concept"], res.meta["method"]) == ("circle.n.01", "convis_grid")
     at = explore(db, query={"image": "photo:nope"})
     assert any("no sample photo 'nope'" in i.value for i in at.info)
 
@@ -336,6 +358,9 @@ def test_every_method_side_by_side_with_metrics_and_a_zip(db):
 
 def test_what_clip_sees_here_clicks_into_a_map(db):
     at = explore(db)
+    assert not [b for b in at.button if b.key.startswith("explore_see_")]   # drawn only when asked for
+    at.segmented_control(key="explore_section").set_value("What CLIP sees here").run()
+    ok(at)
     whole = [b for b in at.button if b.key.startswith("explore_see_whole_")]
     region = [b for b in at.button if b.key.startswith("explore_see_region_")]
     assert len(whole) == 8 and len(region) == 8      # AppTest cannot drag: the default box is used

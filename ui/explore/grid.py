@@ -21,13 +21,16 @@ from ui.explore.mapview import npy, png
 #: Methods that cost minutes per map with ViT-B/32 on a CPU (one forward pass per mask or box):
 #: drawn last, each only when asked for.
 SLOW = ("occlusion", "rise")
+#: ConVis stochastic encodes its 600 boxes one at a time: drawn after the single-pass methods.
+LATER = ("convis_stochastic",)
 COLUMNS = 4
 STYLE, K, SLOW_KEYS = S.P + "grid_style", S.P + "grid_k", {m: S.P + f"grid_with_{m}" for m in SLOW}
 
 
 def order() -> list[str]:
     """The registry's methods, the fast ones first."""
-    return [m for m in cc.REGISTRY if m not in SLOW] + [m for m in SLOW if m in cc.REGISTRY]
+    last = LATER + SLOW
+    return [m for m in cc.REGISTRY if m not in last] + [m for m in last if m in cc.REGISTRY]
 
 
 @lru_cache(maxsize=1)

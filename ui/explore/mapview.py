@@ -64,8 +64,11 @@ def single(container, req: compute.Request, style: str) -> cc.SaliencyResult | N
         was_cached = res is not None
         if res is None and compute.progressive_available() and req.method == "convis_grid":
             bar, progress = _bar(container)
+            stages = []
             for res in compute.explain_stages(req, progress):
                 slot.image(png(res, req, style), caption=caption(res), width="stretch")
+                stages.append(res.meta.get("stage", "final"))
+            st.session_state[S.P + "stages"] = stages
             bar.empty()
         elif res is None:
             bar, progress = _bar(container)

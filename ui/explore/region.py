@@ -8,6 +8,7 @@ anything; streamlit-drawable-canvas, the other candidate, breaks on Streamlit >=
 
 from __future__ import annotations
 
+import streamlit as st
 from PIL import Image
 from streamlit_cropper import st_cropper
 
@@ -21,9 +22,14 @@ SHOWN_SIDE = 300  # the image is shown at this size to drag on (the box is read 
 def _hits(container, hits: list[cc.ConceptHit], kind: str) -> None:  # noqa: ANN001
     row = container.container(horizontal=True, gap="small")
     for h in hits:
-        row.button(f"{h.label} · #{h.rank + 1}", key=S.P + f"see_{kind}_{h.synset}", on_click=S.set_concept,
+        row.button(f"{h.label} · #{h.rank + 1}", key=S.P + f"see_{kind}_{h.synset}", on_click=_show,
                    args=(h.synset,), help=f"{h.synset}: {h.definition} (cosine {h.similarity:+.3f}; rank "
                                           f"{h.rank + 1} of the bank's rows)")
+
+
+def _show(name: str) -> None:
+    S.set_concept(name)
+    st.toast(f"The map of {name} is drawn at the top of the page.", icon=":material/arrow_upward:")
 
 
 def _fractions(box: dict, size: tuple[int, int]) -> tuple[float, float, float, float] | None:

@@ -53,7 +53,7 @@ def breadcrumbs(container, concept: str) -> None:  # noqa: ANN001
     """The hypernym path from entity.n.01 down to the concept; each step is a button."""
     g = cc.nouns()
     path = min(g.hypernym_paths(g.index[concept]), key=len)
-    row = container.container(horizontal=True, gap=None)
+    row = container.container(horizontal=True, gap=None, vertical_alignment="center")
     for name in path[:-1]:
         row.button(f"{_label(name)} ›", key=S.P + f"up_{name}", on_click=S.set_concept, args=(name,), type="tertiary",
                    help=f"{name}: {g.definitions[g.index[name]]}")
