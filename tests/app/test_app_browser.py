@@ -81,7 +81,7 @@ def _walk_through(page, base: str) -> None:  # noqa: ANN001
     page.get_by_label("Password", exact=True).fill(PASSWORD)
     page.get_by_role("button", name="Log in").click()
     # the first visit: a Shapes scene, a concept, its map, all in view without scrolling
-    caption = page.get_by_text("ConVis (grid) · circle.n.01", exact=False).first
+    caption = page.get_by_text("ConVis (grid) · triangle.n.01", exact=False).first
     caption.wait_for()
     page.get_by_text("Ignored from the link: mode", exact=False).wait_for()
     images_loaded(page)

@@ -56,12 +56,12 @@ def test_first_visit_opens_on_a_shapes_scene_with_a_concept_and_its_map(db):
     at = explore(db)
     ok(at)
     assert at.segmented_control(key="explore_src").value == "Shapes scene"
-    assert at.session_state["explore_concept"] == "circle.n.01"   # an object of the default scene
+    assert at.session_state["explore_concept"] == "triangle.n.01"   # an object of the default scene
     res = at.session_state["explore_result"]
-    assert res.meta["method"] == "convis_grid" and res.meta["concept"] == "circle.n.01"
+    assert res.meta["method"] == "convis_grid" and res.meta["concept"] == "triangle.n.01"
     assert res.meta["model"] == "shapes-world" and not res.random_weights
     assert "Toy model" in texts(at, "caption") and "Server time for this map" in texts(at, "caption")
-    assert at.query_params["image"] == "scene:1000044" and at.query_params["concept"] == "circle.n.01"
+    assert at.query_params["image"] == "scene:1000100" and at.query_params["concept"] == "triangle.n.01"
     assert not at.error and not at.warning
     # photos are one click away, with the toy-model notice
     at.segmented_control(key="explore_src").set_value("Photo").run()
@@ -271,19 +271,19 @@ def test_a_bank_lacking_the_leaves_says_which_bank_holds_them(db):
 def test_walking_wordnet_redraws_the_map(db):
     at = explore(db)
     ok(at)
-    assert at.session_state["explore_concept"] == "circle.n.01"
+    assert at.session_state["explore_concept"] == "triangle.n.01"
     crumbs = [b.label for b in at.button if b.key.startswith("explore_up_")]
-    assert crumbs[0] == "entity ›" and crumbs[-1] == "ellipse ›"
+    assert crumbs[0] == "entity ›" and crumbs[-1] == "polygon ›"
     bank = cc.get_bank(SMALL_BANK)
-    held = len(np.unique(bank.row_synset[bank.leaves("ellipse.n.01")]))     # ellipse, circle and below
-    at.button(key="explore_up_ellipse.n.01").click().run()               # up to a hypernym
+    held = len(np.unique(bank.row_synset[bank.leaves("polygon.n.01")]))     # polygon and what lies below
+    at.button(key="explore_up_polygon.n.01").click().run()               # up to a hypernym
     ok(at)
-    assert at.session_state["explore_result"].meta["concept"] == "ellipse.n.01"
-    assert at.text_input(key="explore_word").value == "ellipse.n.01"
-    assert held > 2 and f"ellipse.n.01: {held} of its leaves are in the bank {SMALL_BANK}" in texts(at, "caption")
-    at.button(key="explore_child_circle.n.01").click().run()             # down to a child
+    assert at.session_state["explore_result"].meta["concept"] == "polygon.n.01"
+    assert at.text_input(key="explore_word").value == "polygon.n.01"
+    assert held > 5 and f"polygon.n.01: {held} of its leaves are in the bank {SMALL_BANK}" in texts(at, "caption")
+    at.button(key="explore_child_triangle.n.01").click().run()           # down to a child
     ok(at)
-    assert at.session_state["explore_result"].meta["concept"] == "circle.n.01"
+    assert at.session_state["explore_result"].meta["concept"] == "triangle.n.01"
     child = next(b for b in at.button if b.key.startswith("explore_child_"))
     child.click().run()
     ok(at)
@@ -314,7 +314,7 @@ def test_tampered_link_values_are_ignored_with_a_note(db):
     notes = " ".join(i.value for i in at.info if "Ignored from the link" in i.value)
     assert all(f"{k}:" in notes for k in ("image", "concept", "method", "bank", "mode"))
     res = at.session_state["explore_result"]        # the page goes on with its defaults
-    assert (res.meta["concept"], res.meta["method"]) == ("circle.n.01", "convis_grid")
+    assert (res.meta["concept"], res.meta["method"]) == ("triangle.n.01", "convis_grid")
     at = explore(db, query={"image": "photo:nope"})
     assert any("no sample photo 'nope'" in i.value for i in at.info)
 
@@ -367,3 +367,23 @@ def test_what_clip_sees_here_clicks_into_a_map(db):
     region[0].click().run()
     ok(at)
     assert at.session_state["explore_result"].meta["concept"] == region[0].key.removeprefix("explore_see_region_")
+
+
+def test_a_launched_study_s_images_can_be_explored_and_linked(db, tmp_path):
+    from tests.app.studies import launch_example
+
+    spec = launch_example(db, "forward_simulation", tmp_path)
+    at = explore(db, model=TINY)
+    at.segmented_control(key="explore_src").set_value("Study image").run()
+    ok(at)
+    options = at.selectbox(key="explore_study_image").options
+    assert options and all(o.startswith(f"{spec['id']}/") for o in options)
+    res = at.session_state["explore_result"]
+    assert at.query_params["image"] == f"study:{options[0]}"
+    # the link opens the same image in a new session
+    again = explore(db, model=TINY, query={"image": f"study:{options[0]}", "concept": res.meta["concept"]})
+    ok(again)
+    assert again.session_state["explore_result"].meta["image_sha256"] == res.meta["image_sha256"]
+    gone = explore(db, model=TINY, query={"image": f"study:{spec['id']}/no-such-image"})
+    ok(gone)
+    assert any("is not in a launched study here" in i.value for i in gone.info)

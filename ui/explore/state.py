@@ -27,7 +27,7 @@ MODES = ["definitions", "lemmas"]
 SOURCES = ("Shapes scene", "Photo", "Upload", "Study image")
 PHOTOS = {"Cat (chelsea)": "chelsea", "Astronaut": "astronaut", "Coffee": "coffee", "Rocket": "rocket"}
 #: a held-out Shapes-world scene (ids from convis_core.shapes.TEST_ID_START on were never trained on)
-DEFAULT_SCENE = 1_000_044   # a circle, a triangle and a six on a gradient
+DEFAULT_SCENE = 1_000_100   # a triangle and a nine on a plain background
 SCENE_RANGE = (0, 10**9)
 _SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{0,80}/[A-Za-z0-9_.-]{1,120}$")
 
