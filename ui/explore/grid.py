@@ -99,6 +99,11 @@ def _tile(cell, req: compute.Request, style: str, k: float | None) -> cc.Salienc
 
 def side_by_side(container, reqs: list[compute.Request], style: str, k: float | None) -> dict[str, cc.SaliencyResult]:  # noqa: ANN001, E501
     """Draw every request's map in a grid (computing what is missing, in order)."""
+    if reqs:
+        r = reqs[0]
+        container.markdown(f"**{r.concept}** on this image · model {r.model.name} ({r.model.pretrained}) · bank "
+                           f"{r.bank} ({r.mode}) · each map scaled to 0..1 and drawn by the one renderer"
+                           + (" · **RANDOM WEIGHTS**" if r.model.random_weights else ""))
     if style == "heatmap":
         container.image(colourbar(), width=300)
     done: dict[str, cc.SaliencyResult] = {}
