@@ -41,7 +41,7 @@ def load(raw: bytes) -> cc.LoadedImage:
 class Store:
     """A bounded, thread-safe map of computed results (LRU)."""
 
-    def __init__(self, size: int = 512) -> None:
+    def __init__(self, size: int = 256) -> None:
         self.size, self.items, self.lock = size, OrderedDict(), threading.Lock()
 
     def get(self, key: tuple) -> Any:
@@ -103,8 +103,14 @@ def explain(req: Request, progress: Progress | None = None) -> tuple[cc.Saliency
         return hit, time.perf_counter() - t0, True
     res = cc.explain(req.model, req.image, req.concept, method=req.method, bank=req.bank, text_mode=req.mode,
                      progress=progress, **dict(req.params))
-    store().put(("map",) + req.key, res)
+    res = store().put(("map",) + req.key, light(res))
     return res, time.perf_counter() - t0, False
+
+
+def light(res: cc.SaliencyResult) -> cc.SaliencyResult:
+    """The result without its method-specific arrays (a concept's leaf rows can be 82,115 of
+    them), which the page never shows: the store keeps maps and metadata only."""
+    return cc.SaliencyResult(res.map, res.frame, res.meta)
 
 
 def progressive_available() -> bool:
@@ -121,7 +127,7 @@ def explain_stages(req: Request, progress: Progress | None = None) -> Iterator[c
         final = res
         yield res
     if final is not None:
-        store().put(("map",) + req.key, final)
+        store().put(("map",) + req.key, light(final))
 
 
 def unsupported(model: cc.ClipModel, method: str) -> str | None:
