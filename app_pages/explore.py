@@ -30,6 +30,9 @@ def notices(model: cc.ClipModel, picked: sources.Picked, left, right) -> None:  
         left.caption(TOY_NOTE + " Photos are one click away (Photo), where its maps mean nothing.")
     for note in st.session_state.get(S.NOTES, []):
         right.info(f"Ignored from the link: {note}", icon=":material/link_off:")
+    if st.session_state.get(S.NOTES):
+        right.button("Dismiss", key=S.P + "notes_ok", on_click=st.session_state.pop, args=(S.NOTES,),
+                     type="tertiary", icon=":material/close:")
 
 
 def stem(picked: sources.Picked, name: str | None, method: str) -> str:

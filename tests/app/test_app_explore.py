@@ -315,6 +315,8 @@ def test_tampered_link_values_are_ignored_with_a_note(db):
     assert all(f"{k}:" in notes for k in ("image", "concept", "method", "bank", "mode"))
     res = at.session_state["explore_result"]        # the page goes on with its defaults
     assert (res.meta["concept"], res.meta["method"]) == ("triangle.n.01", "convis_grid")
+    at.button(key="explore_notes_ok").click().run()
+    assert not any("Ignored from the link" in i.value for i in at.info)
     at = explore(db, query={"image": "photo:nope"})
     assert any("no sample photo 'nope'" in i.value for i in at.info)
 

@@ -16,7 +16,7 @@ import streamlit as st
 import convis_core as cc
 from ui.explore import compute
 from ui.explore import state as S
-from ui.explore.mapview import npy, png
+from ui.explore.mapview import duration, npy, png
 
 #: Methods that cost minutes per map with ViT-B/32 on a CPU (one forward pass per mask or box):
 #: drawn last, each only when asked for.
@@ -90,7 +90,7 @@ def _tile(cell, req: compute.Request, style: str, k: float | None) -> cc.Salienc
             return None
         bar.empty()
     t = res.meta.get("timings", {}).get("total_s", 0.0)
-    cell.image(png(res, req, style, k), caption=f"{label} · {t:.2f} s" + (" · flat map" if res.meta.get("flat") else ""),
+    cell.image(png(res, req, style, k), caption=f"{label} · {duration(t)}" + (" · flat map" if res.meta.get("flat") else ""),
                width="stretch")
     with cell.popover("Metadata", icon=":material/data_object:"):
         st.json(json.loads(res.metadata_json()), expanded=1)

@@ -29,12 +29,16 @@ def npy(res: cc.SaliencyResult) -> bytes:
     return buf.getvalue()
 
 
-def caption(res: cc.SaliencyResult, seconds: float | None = None) -> str:
+def duration(seconds: float) -> str:
+    return f"{seconds * 1000:.0f} ms" if seconds < 1 else f"{seconds:.1f} s"
+
+
+def caption(res: cc.SaliencyResult) -> str:
     m = res.meta
     t = m.get("timings", {}).get("total_s")
     parts = [m.get("method_label", m["method"]), m["concept"]]
     if t is not None:
-        parts.append(f"computed in {t:.2f} s")
+        parts.append(f"computed in {duration(t)}")
     if m.get("stage_label"):
         parts.append(m["stage_label"])
     if res.random_weights:
