@@ -28,7 +28,7 @@ def model_for(name: str, pretrained: str) -> cc.ClipModel:
     return cc.load_model(name, pretrained)
 
 
-@st.cache_resource(show_spinner=False, max_entries=8)
+@st.cache_resource(show_spinner=False, max_entries=4)   # an upload may be a 100-megapixel original
 def _loaded(digest: str, _raw: bytes) -> cc.LoadedImage:
     return cc.load_image(_raw)
 
