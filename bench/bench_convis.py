@@ -140,7 +140,12 @@ def app_session(a: argparse.Namespace) -> dict:
     model = load_model_cached(a.model, a.pretrained, a.device)
     kw = {"bank": a.bank, "text_mode": a.text_mode}
     images = [load_image(Image.fromarray(getattr(data, n)())) for n in ("chelsea", "astronaut", "coffee", "rocket")]
-    bank_embeddings(model, get_bank(a.bank, a.text_mode))  # loaded once per process, before the first image
+    bank = get_bank(a.bank, a.text_mode)
+    if a.synthetic_bank:  # what the engine's bank_embeddings returns for this model and bank
+        from convis_core import bank as bank_module
+
+        bank_module._MEMO[(model.key, bank.key)] = synthetic_bank(model, bank).numpy()
+    bank_embeddings(model, bank)  # loaded once per process, before the first image
     out: dict = {"images": []}
     for img in images:
         t0 = time.perf_counter()
@@ -161,6 +166,12 @@ def app_session(a: argparse.Namespace) -> dict:
     out["back_to_earlier_image"] = back
     out["peak_rss_mb"] = process_peak_rss_mb()
     return out
+
+
+def synthetic_bank(model, bank) -> torch.Tensor:
+    """Seeded random unit vectors, one per bank row, of the model's embedding width."""
+    g = torch.Generator().manual_seed(0)
+    return torch.nn.functional.normalize(torch.randn(len(bank), model.embed_dim, generator=g), dim=1)
 
 
 def first_line_s(args: list[str]) -> float:
@@ -203,6 +214,10 @@ def main() -> None:
     ap.add_argument("--batch-size", type=int, default=64)
     ap.add_argument("--rank-concepts", type=int, default=300, help="random concepts whose ranks are compared")
     ap.add_argument("--no-app", action="store_true", help="skip the Explore session in a fresh process")
+    ap.add_argument("--synthetic-bank", action="store_true",
+                    help="the bank's rows as seeded random unit vectors of the model's width instead of its "
+                         "text embeddings (same shape: index, rank and memory figures; for a machine where the "
+                         "bank is not embedded yet)")
     ap.add_argument("--app-session", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--json", default=None)
     a = ap.parse_args()
@@ -245,13 +260,18 @@ def main() -> None:
           f"-> {t_pad / t_trim:.2f}x; full 82,115-noun bank est. {82115 / (len(sample) / t_trim) / 60:.1f} min",
           flush=True)
 
-    cached = bank_is_cached(model, bank)
-    t0 = time.perf_counter()
-    text = torch.from_numpy(bank_embeddings(model, bank, batch_size=256))
-    t_bank = time.perf_counter() - t0
-    out["bank"] = {"spec": bank.spec.name, "rows": len(bank), "build_s": None if cached else t_bank,
-                   "was_cached": cached}
-    print(f"bank {bank.spec.name}: {'loaded from cache' if cached else f'built in {t_bank:.1f} s'}", flush=True)
+    if a.synthetic_bank:
+        text = synthetic_bank(model, bank)
+        out["bank"] = {"spec": bank.spec.name, "rows": len(bank), "synthetic": True}
+        print(f"bank {bank.spec.name}: SYNTHETIC rows (seeded random unit vectors, {tuple(text.shape)})", flush=True)
+    else:
+        cached = bank_is_cached(model, bank)
+        t0 = time.perf_counter()
+        text = torch.from_numpy(bank_embeddings(model, bank, batch_size=256))
+        t_bank = time.perf_counter() - t0
+        out["bank"] = {"spec": bank.spec.name, "rows": len(bank), "build_s": None if cached else t_bank,
+                       "was_cached": cached, "synthetic": False}
+        print(f"bank {bank.spec.name}: {'loaded from cache' if cached else f'built in {t_bank:.1f} s'}", flush=True)
 
     # --- 1. reference-style loop on a sample of the 1,800 crops -------------------------------------
     canvas = Canvas.make(image.pixels, params.pad, params.seed)
@@ -389,7 +409,8 @@ def main() -> None:
     # --- 7. an Explore session in a fresh process ------------------------------------------------------
     if not a.no_app:
         cmd = [sys.executable, __file__, "--app-session", "--model", a.model, "--pretrained", a.pretrained,
-               "--bank", a.bank, "--text-mode", a.text_mode] + (["--device", a.device] if a.device else [])
+               "--bank", a.bank, "--text-mode", a.text_mode] + (["--device", a.device] if a.device else []) \
+            + (["--synthetic-bank"] if a.synthetic_bank else [])
         p = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, env={**os.environ, "CONVIS_DEMO": "0"})
         if p.returncode != 0:
             raise SystemExit(f"the Explore session failed: {p.stderr[-2000:]}")

@@ -294,6 +294,9 @@ class ConVisEngine:
     bank: ConceptBank
     batch_size: int = 64
     disk_cache: bool = True
+    #: cut and preprocess the next batch, and rank the last one, on worker threads while a batch
+    #: encodes (the same bits either way)
+    overlap: bool = True
     _crops: _LRU = field(default_factory=lambda: _LRU(8))
     _index: _LRU = field(default_factory=lambda: _LRU(INDEX_IMAGES, max_bytes=INDEX_BUDGET))
     _single: dict = field(default_factory=dict)
@@ -366,8 +369,9 @@ class ConVisEngine:
         def prepare(idx: np.ndarray) -> torch.Tensor:
             return self.model.preprocess_pil([canvas.crop(b) for b in boxes[idx]])
 
-        if len(batches) == 1:  # nothing to overlap
-            yield batches[0], prepare(batches[0])
+        if len(batches) == 1 or not self.overlap:
+            for idx in batches:
+                yield idx, prepare(idx)
             return
         with ThreadPoolExecutor(1, thread_name_prefix="convis-crops") as pool:
             nxt = pool.submit(prepare, batches[0]) if batches else None
@@ -404,8 +408,10 @@ class ConVisEngine:
                 if emb is None:
                     emb = np.empty((len(boxes), e.shape[1]), dtype=e.dtype)
                 emb[idx] = e
-                if rank:
+                if rank and self.overlap:
                     pending.append(ranker.submit(lambda i=idx, x=e: index.add(i, similarities(text, x))))
+                elif rank:
+                    index.add(idx, similarities(text, e))
                 done += len(idx)
                 if progress is not None:
                     progress(done, len(boxes))
