@@ -159,21 +159,26 @@ def _maybe_fault() -> None:
 class _Worker:
     """The body of a Ray actor: `setup` once, then units. Wrapped with `ray.remote` on use."""
 
-    def __init__(self, setup: Setup, env: dict[str, str]) -> None:
+    def __init__(self, setup: Setup, env: dict[str, str], version: int) -> None:
         os.environ.update(env)
         self.state = setup()
+        self.version = version
 
-    def refresh(self, setup: Setup, env: dict[str, str]) -> int:
-        """Take a new job's setup on a worker kept from the previous one (same `key`): only what
-        it adds (e.g. bank embeddings) is taken. Returns the pid."""
-        os.environ.update(env)
-        refresh = getattr(setup, "refresh", None)
-        if refresh is not None:
-            refresh(self.state)
+    def pid(self) -> int:
         return os.getpid()
 
-    def run(self, work: Work, unit: Any, env: dict[str, str]) -> tuple[Any, list[Any]]:
+    def _take(self, setup: Setup, version: int) -> None:
+        """A later job's setup on a worker kept from an earlier one (same `key`), or the current
+        setup on a worker restarted with its first: only what it adds (bank embeddings)."""
+        if version != self.version:
+            refresh = getattr(setup, "refresh", None)
+            if refresh is not None:
+                refresh(self.state)
+            self.version = version
+
+    def run(self, work: Work, unit: Any, env: dict[str, str], setup: Setup, version: int) -> tuple[Any, list[Any]]:
         os.environ.update(env)
+        self._take(setup, version)
         ctx = _RemoteContext()
         try:
             return work(self.state, unit, ctx), ctx.events
@@ -252,19 +257,22 @@ class RayExecutor(Executor):
         env.setdefault("CONVIS_DATA_DIR", str(_data_dir()))
         return env
 
-    def _pool(self, setup: Setup, n: int) -> list[Any]:
-        """Actors for `setup`: the pool kept from the previous job of this process when its
-        setup has the same `key` (model loaded once per process), else new ones."""
+    def start_workers(self, setup: Setup, n: int | None = None) -> tuple[list[Any], Any, int]:
+        """The actors for `setup` (`n`: default `workers`), started now, with the setup's object
+        reference and version: the pool kept from the previous job of this process when its
+        setup has the same `key` (the model stays loaded), else new ones. `map` calls it; call
+        it first to time or pay the start-up apart."""
         ray = self._ray
+        n = n or self.workers
         key = (getattr(setup, "key", None), n, self.gpus, self.cpus_per_worker)
-        env = self._env()
-        setup_ref = ray.put(setup)   # kept with the pool: a restarted actor reads its arguments again
+        setup_ref = ray.put(setup)
+        _VERSION[0] += 1
+        version = _VERSION[0]
         pool = _POOL.get("pool")
         if pool is not None and pool["key"] == key and key[0] is not None and pool["job"] == _ray_job(ray):
             try:
-                self.actor_pids = ray.get([a.refresh.remote(setup_ref, env) for a in pool["actors"]])
-                pool["refs"].append(setup_ref)
-                return pool["actors"]
+                self.actor_pids = ray.get([a.pid.remote() for a in pool["actors"]])
+                return pool["actors"], setup_ref, version
             except ray.exceptions.RayActorError:
                 pass
         _drop_pool()
@@ -274,21 +282,22 @@ class RayExecutor(Executor):
         else:
             options["num_cpus"] = self.cpus_per_worker
         actor_cls = ray.remote(_Worker).options(**options)
-        actors = [actor_cls.remote(setup_ref, env) for _ in range(n)]
-        _POOL["pool"] = {"key": key, "actors": actors, "refs": [setup_ref], "ray": ray, "job": _ray_job(ray)}
+        actors = [actor_cls.remote(setup_ref, self._env(), version) for _ in range(n)]
+        # the constructor's arguments stay referenced: a restarted actor reads them again
+        _POOL["pool"] = {"key": key, "actors": actors, "ref": setup_ref, "ray": ray, "job": _ray_job(ray)}
         try:
-            self.actor_pids = ray.get([a.refresh.remote(setup_ref, env) for a in actors])
+            self.actor_pids = ray.get([a.pid.remote() for a in actors])
         except ray.exceptions.RayActorError as exc:
             _drop_pool()
             raise ConvisError(f"the Ray workers could not start: {exc}") from None
-        return actors
+        return actors, setup_ref, version
 
     def map(self, setup: Setup, work: Work, units: Sequence[Any], on_event: OnEvent | None = None,
             on_result: OnResult | None = None, check: Check | None = None) -> list[Any]:
         if not units:
             return []
         ray = self._ray
-        actors = self._pool(setup, self.workers)
+        actors, setup_ref, version = self.start_workers(setup)
         work_ref = ray.put(work)
         env = self._env()
         results: list[Any] = [None] * len(units)
@@ -299,7 +308,7 @@ class RayExecutor(Executor):
             for actor in actors:
                 if pending:
                     i = pending.pop()
-                    running[actor.run.remote(work_ref, units[i], env)] = (i, actor)
+                    running[actor.run.remote(work_ref, units[i], env, setup_ref, version)] = (i, actor)
             while running:
                 if check is not None:
                     check()
@@ -321,7 +330,7 @@ class RayExecutor(Executor):
                         on_result(i, result)
                     if pending:
                         j = pending.pop()
-                        running[actor.run.remote(work_ref, units[j], env)] = (j, actor)
+                        running[actor.run.remote(work_ref, units[j], env, setup_ref, version)] = (j, actor)
             finished = True
         finally:
             if not finished:   # cancelled or failed: stop the units still running at once
@@ -340,6 +349,7 @@ class RayExecutor(Executor):
 
 
 _POOL: dict[str, Any] = {}   # this process's Ray workers, kept between jobs with the same setup
+_VERSION = [0]               # numbers the setups sent to workers
 
 
 def _ray_job(ray: Any) -> str:

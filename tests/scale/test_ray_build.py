@@ -158,7 +158,9 @@ def test_sharded_bank_encoding_is_identical(ray_cluster, data, monkeypatch) -> N
     monkeypatch.setattr(bankmod, "CHUNK", 16)               # several chunks from a small bank
     assert len(bank) > 3 * 16
     local = bankmod.bank_embeddings(model, bank, use_cache=False)
-    sharded = bankmod.bank_embeddings(model, bank, executor=RayExecutor())
+    executor = RayExecutor()
+    sharded = bankmod.bank_embeddings(model, bank, executor=executor)
+    assert len(executor.actor_pids) == 2                    # the chunks went to the Ray workers
     assert np.array_equal(local, sharded)
     cached = bankmod._bank_dir(model, bank)
     assert (cached / "embeddings.npy").is_file() and not list(cached.glob("chunk-*.npy"))
