@@ -83,7 +83,8 @@ def test_two_apps_one_postgres_monitor_and_precompute(pg_db, pg_url, tmp_path) -
                                 f"{base}-{base + 1}", "--wait", "150"], cwd=ROOT, env=script_env,
                                capture_output=True, text=True, timeout=200)
         assert ready.returncode == 0, ready.stdout + ready.stderr
-        assert ready.stdout.count("ok  ") == 3            # two apps and the database
+        last = ready.stdout.strip().splitlines()[-3:]       # the passing attempt: two apps and the database
+        assert [line.split()[:2] for line in last] == [["ok", "app"], ["ok", "app"], ["ok", "database"]], last
 
         # one participant on each process: one completes, one stops after its first trial
         from playwright.sync_api import sync_playwright
