@@ -28,7 +28,7 @@ import os
 import signal
 import threading
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -78,8 +78,36 @@ class Executor(ABC):
     def describe(self) -> str:
         return f"{self.name} ({self.workers} worker{'s' if self.workers != 1 else ''})"
 
+    def mapper(self, check: Check | None = None) -> Callable[[Callable[[Any], Any], Iterable[Any]], list[Any]]:
+        """A drop-in for the built-in ``map(fn, items)`` (results in order, as a list) that runs
+        every ``fn(item)`` as a unit here. `fn` must be picklable (a module-level function) and
+        load what it needs itself (e.g. a memoised model loader: it stays loaded per worker)."""
+        def run(fn: Callable[[Any], Any], items: Iterable[Any]) -> list[Any]:
+            return self.map(_NoSetup(), _Apply(fn), list(items), check=check)
+        return run
+
     def close(self) -> None:  # noqa: B027  nothing to release unless overridden
         """Release what the executor holds (a Ray connection it opened)."""
+
+
+@dataclass(frozen=True)
+class _NoSetup:
+    """The setup of `Executor.mapper`: units load what they need themselves, so any kept worker
+    will do."""
+
+    key: str = "mapper"
+    any_worker: bool = True
+
+    def __call__(self) -> None:
+        return None
+
+
+@dataclass(frozen=True)
+class _Apply:
+    fn: Callable[[Any], Any]
+
+    def __call__(self, state: Any, unit: Any, ctx: Context) -> Any:
+        return self.fn(unit)
 
 
 # ---------------------------------------------------------------------------------- local
@@ -269,7 +297,8 @@ class RayExecutor(Executor):
         _VERSION[0] += 1
         version = _VERSION[0]
         pool = _POOL.get("pool")
-        if pool is not None and pool["key"] == key and key[0] is not None and pool["job"] == _ray_job(ray):
+        fits = pool is not None and ((pool["key"] == key and key[0] is not None) or getattr(setup, "any_worker", False))
+        if fits and pool["job"] == _ray_job(ray):
             try:
                 self.actor_pids = ray.get([a.pid.remote() for a in pool["actors"]])
                 return pool["actors"], setup_ref, version

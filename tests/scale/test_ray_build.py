@@ -166,6 +166,12 @@ def test_sharded_bank_encoding_is_identical(ray_cluster, data, monkeypatch) -> N
     assert (cached / "embeddings.npy").is_file() and not list(cached.glob("chunk-*.npy"))
 
 
+def test_mapper_is_a_drop_in_for_map(ray_cluster) -> None:
+    """The seam for map-shaped callers (the evaluation runner): same results, in order."""
+    items = [-3, 1, -2, 5]
+    assert LocalExecutor().mapper()(abs, items) == list(map(abs, items)) == RayExecutor().mapper()(abs, items)
+
+
 def test_local_paths_never_import_ray(tmp_path) -> None:
     code = ("import sys, study, study.jobs, study.cli, study.stimuli, convis_core, convis_core.executors, "
             "convis_core.bank\n"
