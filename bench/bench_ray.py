@@ -6,9 +6,12 @@
 The same engine build (Shapes-world held-out scenes, the example study's settings: bank
 ``subtree=plane_figure.n.01``, white-fade PNGs, ConVis grid at stride 32, Grad-CAM, patch
 similarity, centre bias, 4 concepts) runs twice from empty stimulus folders and empty crop
-caches: first on a local Ray started here (``--workers`` actors, default one per CPU core, or one
-per GPU with ``--device cuda``), then with the local executor in this process (torch's default
-threads: every core). The bank is embedded once before both and not counted. Printed: wall time
+caches (a data folder of its own for each): first with the local executor in this process, then on
+a local Ray started here (``--workers`` actors, default one per CPU core, or one per GPU with
+``--device cuda``). Every process computes with ``--threads`` torch threads (default 1, as each
+1-CPU Ray actor does: the same kernels, so the manifests must be equal byte for byte; with more
+threads the float sums differ in the last bits). The bank is embedded once before each run and
+not counted. Printed: wall time
 and images/s of each, their ratio, the Ray pool's start-up (worker processes importing torch and
 loading the model) measured separately, and the time per image by method (sum over its concepts,
 first concept included) as the workers measured it. The two manifests are compared (they must be
@@ -32,7 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 ROOT = Path(__file__).resolve().parents[1]
 METHODS = ["convis", "gradcam", "patch_similarity", "centre"]
-CONCEPTS = ["circle.n.01", "square.n.01", "triangle.n.01", "four.n.01"]
+CONCEPTS = ["circle.n.01", "square.n.01", "triangle.n.01", "hexagon.n.01"]
 BANK = "subtree=plane_figure.n.01"
 
 
@@ -70,11 +73,12 @@ def main() -> None:
     ap.add_argument("--model", default="shapes-world")
     ap.add_argument("--pretrained", default="bundled")
     ap.add_argument("--stride", type=int, default=32)
+    ap.add_argument("--threads", type=int, default=1, help="torch threads of the local run (Ray CPU actors: 1 each)")
     ap.add_argument("--json", default=str(ROOT / "bench" / "results" / "bench_ray_cpu.json"))
     a = ap.parse_args()
 
     tmp = Path(tempfile.mkdtemp(prefix="bench-ray-"))
-    os.environ["CONVIS_DATA_DIR"] = str(fresh_data_dir(tmp / "data"))
+    os.environ["CONVIS_DATA_DIR"] = str(fresh_data_dir(tmp / "data-local"))
     if a.device == "cpu":
         os.environ["CUDA_VISIBLE_DEVICES"] = ""   # the workers too: the same kernels as the local run
     import ray
@@ -87,6 +91,7 @@ def main() -> None:
 
     images = {f"scene{TEST_ID_START + i}": {"image": render_scene(TEST_ID_START + i, n_objects=2).image}
               for i in range(a.images)}
+    torch.set_num_threads(a.threads)
     model = load_model(a.model, a.pretrained, device=a.device)
     t0 = time.perf_counter()
     bank_embeddings(model, get_bank(BANK))
@@ -96,6 +101,13 @@ def main() -> None:
         return EngineBuild(folder, images, CONCEPTS, METHODS, a.model, a.pretrained, bank=BANK,
                            params={"convis": {"stride": a.stride}}, model=model)
 
+    local_wall, local_by = run_build(build(tmp / "local"), LocalExecutor())
+
+    os.environ["CONVIS_DATA_DIR"] = str(fresh_data_dir(tmp / "data-ray"))   # empty caches for the workers too
+    from convis_core import bank as bankmod
+
+    bankmod._MEMO.clear()
+    bank_embeddings(model, get_bank(BANK))
     cpus = os.cpu_count() or 1
     gpus = torch.cuda.device_count() if a.device == "cuda" else 0
     t0 = time.perf_counter()
@@ -108,7 +120,6 @@ def main() -> None:
     pool_s = time.perf_counter() - t0
     ray_wall, ray_by = run_build(build(tmp / "ray"), ex)
     ray.shutdown()
-    local_wall, local_by = run_build(build(tmp / "local"), LocalExecutor())
     same = (tmp / "ray" / MANIFEST).read_bytes() == (tmp / "local" / MANIFEST).read_bytes()
 
     n = a.images
@@ -118,7 +129,7 @@ def main() -> None:
                     "loadavg_at_end": os.getloadavg()},
         "setup": {"model": a.model, "pretrained": a.pretrained, "device": a.device, "images": n,
                   "concepts": CONCEPTS, "methods": METHODS, "bank": BANK, "convis_stride": a.stride,
-                  "ray_workers": ex.workers, "local_torch_threads": torch.get_num_threads()},
+                  "ray_workers": ex.workers, "local_torch_threads": a.threads},
         "bank_embedding_s": bank_s, "ray_init_s": ray_init_s, "ray_pool_start_s": pool_s,
         "local": {"wall_s": local_wall, "images_per_s": n / local_wall},
         "ray": {"wall_s": ray_wall, "images_per_s": n / ray_wall,
@@ -134,7 +145,7 @@ def main() -> None:
     print(f"{n} images x {len(CONCEPTS)} concepts x {len(METHODS)} methods ({a.model}, {a.device}); "
           f"bank embedded once before: {bank_s:.1f} s")
     print(f"local executor : {local_wall:7.1f} s  {n / local_wall:.3f} images/s "
-          f"(torch threads {torch.get_num_threads()})")
+          f"(torch threads {a.threads})")
     print(f"Ray, {ex.workers} workers: {ray_wall:7.1f} s  {n / ray_wall:.3f} images/s; pool start-up {pool_s:.1f} s "
           f"(+ ray.init {ray_init_s:.1f} s)")
     print(f"Ray / local throughput: {local_wall / ray_wall:.2f}x "
