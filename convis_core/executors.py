@@ -26,6 +26,7 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import socket
 import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Sequence
@@ -255,6 +256,7 @@ class RayExecutor(Executor):
         self._ray = ray
         self._opened = False
         if not ray.is_initialized():
+            _reachable(address)
             restore = signal.getsignal(signal.SIGTERM) if threading.current_thread() is threading.main_thread() else None
             try:
                 ray.init(address=None if address == "auto" else address, log_to_driver=False,
@@ -379,6 +381,20 @@ class RayExecutor(Executor):
 
 _POOL: dict[str, Any] = {}   # this process's Ray workers, kept between jobs with the same setup
 _VERSION = [0]               # numbers the setups sent to workers
+
+
+def _reachable(address: str, timeout: float = 5.0) -> None:
+    """Fail at once (not after minutes of Ray's retries) when nothing answers at HOST:PORT."""
+    if address == "auto" or "://" in address:
+        return
+    host, sep, port = address.rpartition(":")
+    if not sep or not port.isdigit():
+        raise ConvisError(f"Ray address {address!r}: use 'auto', HOST:PORT (e.g. 10.0.0.5:6379) or ray://HOST:10001")
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout).close()
+    except OSError as exc:
+        raise ConvisError(f"nothing answers at the Ray address {address} ({exc}); is the head node started "
+                          f"(deploy/ray_cluster.sh head)?") from None
 
 
 def _ray_job(ray: Any) -> str:
