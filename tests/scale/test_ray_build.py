@@ -166,6 +166,19 @@ def test_sharded_bank_encoding_is_identical(ray_cluster, data, monkeypatch) -> N
     assert (cached / "embeddings.npy").is_file() and not list(cached.glob("chunk-*.npy"))
 
 
+def test_files_a_worker_wrote_elsewhere_fail_the_build_clearly(tmp_path) -> None:
+    """A worker whose node does not share the store: its files are not where the driver looks."""
+    from study.errors import StimulusError
+    from study.stimuli import _ImageDone
+
+    build = _build(tmp_path / "stim")
+    (tmp_path / "stim" / "maps").mkdir(parents=True)
+    (tmp_path / "stim" / "maps" / "x.png").write_bytes(b"other bytes")
+    entry = {"map": "maps/x.png", "map_sha256": "0" * 64, "meta": "meta/x.json", "meta_sha256": "0" * 64}
+    with pytest.raises(StimulusError, match="node-7 wrote 'maps/x.png'.*filesystem every worker shares"):
+        build._verify("scene1", _ImageDone(None, [("key", entry)], "node-7"))
+
+
 def test_mapper_is_a_drop_in_for_map(ray_cluster) -> None:
     """The seam for map-shaped callers (the evaluation runner): same results, in order."""
     items = [-3, 1, -2, 5]
