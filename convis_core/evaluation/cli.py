@@ -33,8 +33,10 @@ def add_eval_parser(sub: Any) -> None:
                         description="Maps of one concept on every image; boxes from the maps against the "
                                     "ground-truth boxes (moved into the maps' 224x224 centre-crop frame).")
     w.add_argument("data", type=Path, help="a CUB-200-2011 folder (images.txt, bounding_boxes.txt, "
-                                           "train_test_split.txt, images/) or a CSV: path,x0,y0,x1,y1 (a row per box)")
-    w.add_argument("--concept", default="bird.n.01", help="WordNet noun synset to explain (default bird.n.01, the paper's)")
+                                           "train_test_split.txt, images/), a CSV: path,x0,y0,x1,y1 (a row per box), "
+                                           "or shapes-cub (the Shapes world's CUB-style set of polygons)")
+    w.add_argument("--concept", default=None,
+                   help="WordNet noun synset to explain (default bird.n.01, the paper's; polygon.n.01 for shapes-cub)")
     w.add_argument("--methods", default="convis_grid", help="comma-separated methods, or 'all' (default convis_grid)")
     w.add_argument("--param", action="append", default=[], help="METHOD.KEY=VALUE (JSON value), repeatable")
     w.add_argument("--format", default="auto", choices=["auto", "cub", "csv"])
@@ -47,7 +49,8 @@ def add_eval_parser(sub: Any) -> None:
     o = esub.add_parser("ood", help="OOD detection with WordNet texts: AUROC, FPR at 95 % TPR, AUPR, ROC",
                         description="Images in folders named by WordNet id (n01530575/...); folders under --in "
                                     "are in-distribution, under --out out-of-distribution.")
-    o.add_argument("data", type=Path, help="a folder of ImageNet-style wnid folders (any depth)")
+    o.add_argument("data", type=Path, help="a folder of ImageNet-style wnid folders (any depth), or shapes-imagenet "
+                                           "(the Shapes world's polygons vs digits; preset shapes-polygon-digit)")
     o.add_argument("--in", dest="in_synset", help="in-distribution synset, e.g. spider.n.01")
     o.add_argument("--out", dest="out_synset", help="out-of-distribution synset, e.g. butterfly.n.01")
     o.add_argument("--preset", help="one of the paper's pairs (see --list-presets)")
@@ -96,6 +99,17 @@ def _run_dir(args: argparse.Namespace, kind: str, cfg: dict[str, Any]) -> Path:
     return runs_root() / f"{kind}-{stem}-{digest}"
 
 
+def _shapes_data(args: argparse.Namespace) -> str | None:
+    """Resolve a named Shapes-world set (written on first use); returns its default concept/preset."""
+    from .shapes_sets import SHAPES_SETS, ensure_shapes_set
+
+    name = str(args.data)
+    if name not in SHAPES_SETS:
+        return None
+    args.data = ensure_shapes_set(name, progress=not args.no_progress)
+    return SHAPES_SETS[name]
+
+
 def _finish(cfg: Any, summary: dict[str, Any], table: str) -> int:
     print(table)
     if summary["model"].get("random_weights"):
@@ -111,6 +125,8 @@ def cmd_wsol(args: argparse.Namespace) -> int:
     from .report import wsol_table
     from .runner import RunConfig, run_wsol
 
+    shapes_concept = _shapes_data(args)
+    args.concept = args.concept or shapes_concept or "bird.n.01"
     methods = list(REGISTRY) if args.methods.strip() == "all" else [m.strip() for m in args.methods.split(",") if m.strip()]
     methods = [get_method(m).name for m in methods]
     name, pretrained = _model_choice(args)
@@ -137,6 +153,8 @@ def cmd_ood(args: argparse.Namespace) -> int:
             print(f"{k:34} in {i:26} out {o}")
         return 0
     in_s, out_s = args.in_synset, args.out_synset
+    shapes_preset = _shapes_data(args)
+    args.preset = args.preset or shapes_preset
     if args.preset:
         if args.preset not in OOD_PRESETS:
             raise ConvisError(f"unknown preset {args.preset!r} (known: {', '.join(OOD_PRESETS)})")

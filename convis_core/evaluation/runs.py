@@ -133,10 +133,12 @@ def list_runs(root: Path | None = None) -> list[RunInfo]:
 
 
 def start_background(argv: list[str], folder: Path) -> subprocess.Popen:
-    """Start ``python -m convis_core eval ... --run-dir FOLDER`` detached from this process (its own
-    session, output to ``FOLDER/log.txt``); the run writes its state into the folder."""
+    """Start ``python -m convis_core eval ARGV --run-dir FOLDER`` detached from this process (its
+    own session, output appended to ``FOLDER/log.txt``); ``launch.json`` keeps ``argv`` so that
+    :func:`resume` can start it again. The run writes its own state into the folder."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
+    write_json(folder / "launch.json", {"argv": list(argv)})
     _reap()
     log = open(folder / "log.txt", "ab")  # noqa: SIM115 - handed to the child
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
@@ -145,7 +147,19 @@ def start_background(argv: list[str], folder: Path) -> subprocess.Popen:
                             start_new_session=True, env=env)
     log.close()
     _children.append(proc)
+    # the state exists before the child writes its own, so a page shows the run at once
+    write_json(folder / "state.json", {"state": "running", "pid": proc.pid, "proc_start": _proc_start(proc.pid),
+                                       "started": time.time(), "heartbeat": time.time(), "done": 0, "total": 0,
+                                       "stage": "starting"})
     return proc
+
+
+def resume(folder: Path) -> subprocess.Popen:
+    """Start a stopped background run again in its folder (cached items are kept)."""
+    launch = read_json(Path(folder) / "launch.json")
+    if not launch:
+        raise FileNotFoundError(f"{folder} was not started in the background (no launch.json)")
+    return start_background(launch["argv"], folder)
 
 
 def _reap() -> None:
