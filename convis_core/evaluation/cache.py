@@ -22,11 +22,8 @@ def item_key(**parts: Any) -> str:
 
 def file_sha256(path: Path) -> str:
     """Content hash of a file (an image's identity in the cache, whatever its path)."""
-    h = hashlib.sha256()
     with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
+        return hashlib.file_digest(fh, "sha256").hexdigest()
 
 
 def read_item(path: Path) -> dict[str, Any] | None:
