@@ -70,7 +70,9 @@ def gallery(path: Path, method: str, tasks: list[WsolTask], records: list[dict],
     items = [(float(r["v1_iou"][i_t]), t, r) for t, r in zip(tasks, records, strict=True)
              if t.method == method and not r.get("error")]
     items.sort(key=lambda x: (-x[0], x[1].image))
-    picks = [("best", x) for x in items[:k]] + [("worst", x) for x in items[::-1][:k] if x not in items[:k]]
+    best = list(range(min(k, len(items))))
+    worst = [i for i in range(len(items) - 1, -1, -1) if i not in best][:k]
+    picks = [("best", items[i]) for i in best] + [("worst", items[i]) for i in worst]
     if not picks:
         return
     plt = _plt()

@@ -170,7 +170,7 @@ def run_ood(cfg: RunConfig, mapper: Mapper = map, show_progress: bool = True) ->
         records = list(_progress(mapper(ood_item, tasks), len(tasks), "ood", state, show_progress))
         texts = ood_texts(cfg.in_synset)
         state.write(stage="texts")
-        text_emb = {k: model.encode_texts(v).float().numpy() for k, v in texts.items()}
+        text_emb = {k: model.encode_texts(v).float().cpu().numpy() for k, v in texts.items()}
         scores: dict[str, np.ndarray] = {}
         ok = [i for i, r in enumerate(records) if not r.get("error")]
         emb = np.stack([records[i]["embedding"] for i in ok]) if ok else np.zeros((0, 1))

@@ -149,7 +149,7 @@ def ood_item(task: OodTask) -> dict[str, Any]:
     if cached is not None:
         return cached
     try:
-        rec: dict[str, Any] = {"error": "", "embedding": image_embedding(task.model.load(), task.image).float().numpy(),
+        rec: dict[str, Any] = {"error": "", "embedding": image_embedding(task.model.load(), task.image).float().cpu().numpy(),
                                "resnet_max_logit": resnet_max_logit(task.resnet50, task.image) if task.resnet50 else math.nan}
     except ConvisError as e:
         if task.resnet50 and "ResNet-50" in str(e):

@@ -6,7 +6,7 @@ import math
 
 import numpy as np
 import pytest
-from sklearn.metrics import average_precision_score, roc_auc_score
+from sklearn.metrics import average_precision_score, roc_auc_score, roc_curve
 
 from convis_core.evaluation.detection import detection, fpr_at_tpr
 from convis_core.evaluation.localisation import (
@@ -102,6 +102,16 @@ def test_ood_metrics_against_scikit_learn_and_by_hand() -> None:
     assert d.aupr_in == pytest.approx(average_precision_score(y, s))
     assert d.aupr_out == pytest.approx(average_precision_score(1 - y, -s))
     assert d.auroc_ci[0] < d.auroc < d.auroc_ci[1]
+    # the vectorised bootstrap statistics equal scikit-learn's on any resample
+    from convis_core.evaluation.detection import _auroc_rows, _fpr_rows
+
+    for seed in range(5):
+        r = np.random.default_rng(seed)
+        i = np.r_[r.integers(0, 60, 60), 60 + r.integers(0, 40, 40)]
+        yi, si = y[i], np.round(s[i], 1)  # rounded: ties too
+        assert _auroc_rows(si[yi == 1][None], si[yi == 0][None])[0] == pytest.approx(roc_auc_score(yi, si))
+        fpr, tpr, _ = roc_curve(yi, si, drop_intermediate=False)
+        assert _fpr_rows(si[yi == 1][None], si[yi == 0][None], 0.95)[0] == pytest.approx(fpr[np.argmax(tpr >= 0.95)])
     # by hand: 20 in-scores 1..20, 10 out-scores; 95 % TPR = 19 of 20 in accepted -> threshold 2
     y2 = np.r_[np.ones(20), np.zeros(10)].astype(int)
     s2 = np.r_[np.arange(1, 21), [0.5, 1.5, 2.5, 3.5, 30, 31, 0.1, 0.2, 0.3, 0.4]]
