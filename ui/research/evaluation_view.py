@@ -62,6 +62,11 @@ def start_form(root: Path) -> None:
 
 def _progress(folder: Path) -> None:
     info = runs.run_info(folder)
+    watching = f"eval_watching_{folder.name}"
+    if info.state == "running":
+        st.session_state[watching] = True
+    elif st.session_state.pop(watching, False):
+        st.rerun()  # the run just ended: redraw the page with its results
     if info.state == "running":
         st.progress(min(1.0, info.fraction), text=f"{info.stage}: {info.done} of {info.total}" if info.total else info.stage)
     elif info.state == "dead":
