@@ -23,6 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -31,6 +32,9 @@ from .errors import ConvisError, EmptyConceptError
 from .models import ClipModel
 from .paths import PACKAGE_DIR, atomic_write_bytes, cache_dir
 from .wordnet import NounGraph, nouns
+
+if TYPE_CHECKING:
+    from .executors import Executor
 
 MODES = ("definitions", "lemmas")
 WORDLIST_DIR = PACKAGE_DIR / "wordlists"
@@ -178,12 +182,18 @@ def bank_embeddings(
     progress: Progress | None = None,
     batch_size: int = 256,
     use_cache: bool = True,
+    executor: Executor | None = None,
 ) -> np.ndarray:
     """L2-normalised embeddings of every bank row, ``(rows, d)``, cached on disk.
 
     Texts are encoded in order of token length, in batches cut to their longest real sequence
     (no padding cost). The build is resumable: each chunk of ``CHUNK`` texts is written
     atomically as it finishes, so a killed build restarts where it stopped.
+
+    With a remote `executor` (``convis_core.executors.RayExecutor``) the chunks are sharded over
+    its workers when two or more chunks are missing: each worker encodes whole chunks with the
+    same batches (identical embeddings) and sends them back; this process writes every chunk
+    file, so only it needs the cache.
     """
     memo_key = (model.key, bank.key)
     if use_cache and memo_key in _MEMO:
@@ -200,14 +210,42 @@ def bank_embeddings(
     lengths = (tokens != 0).sum(dim=1).numpy()
     order = np.argsort(lengths, kind="stable")
     n = len(order)
+    chunks = [order[start : start + CHUNK] for start in range(0, n, CHUNK)]
     out: np.ndarray | None = None
     done = 0
-    for c, start in enumerate(range(0, n, CHUNK)):
-        idx = order[start : start + CHUNK]
-        chunk_path = folder / f"chunk-{c:05d}.npy"
-        if use_cache and chunk_path.exists():
-            part = np.load(chunk_path)
+
+    def place(c: int, part: np.ndarray) -> None:
+        nonlocal out, done
+        if out is None:
+            out = np.empty((n, part.shape[1]), dtype=part.dtype)
+        out[chunks[c]] = part
+        done += len(chunks[c])
+        if progress is not None:
+            progress(done, n)
+
+    def chunk_path(c: int) -> Path:
+        return folder / f"chunk-{c:05d}.npy"
+
+    missing = []
+    for c in range(len(chunks)):
+        if use_cache and chunk_path(c).exists():
+            place(c, np.load(chunk_path(c)))
         else:
+            missing.append(c)
+    if executor is not None and executor.remote and len(missing) > 1:  # one chunk: not worth the workers' start
+        from .executors import ModelSetup
+
+        def store(i: int, part: np.ndarray) -> None:
+            c = missing[i]
+            if use_cache:
+                _save_npy(chunk_path(c), part)
+            place(c, part)
+
+        units = [(tokens[torch.from_numpy(chunks[c])], batch_size) for c in missing]
+        executor.map(ModelSetup.of(model), _encode_chunk, units, on_result=store)
+    else:
+        for c in missing:
+            idx = chunks[c]
             parts = []
             for b in range(0, len(idx), batch_size):
                 sel = torch.from_numpy(idx[b : b + batch_size])
@@ -216,13 +254,8 @@ def bank_embeddings(
                     progress(done + min(b + batch_size, len(idx)), n)
             part = np.concatenate(parts)
             if use_cache:
-                _save_npy(chunk_path, part)
-        if out is None:
-            out = np.empty((n, part.shape[1]), dtype=part.dtype)
-        out[idx] = part
-        done += len(idx)
-        if progress is not None:
-            progress(done, n)
+                _save_npy(chunk_path(c), part)
+            place(c, part)
     assert out is not None
     if use_cache:
         _save_npy(final, out)
@@ -232,6 +265,18 @@ def bank_embeddings(
             p.unlink(missing_ok=True)
         _MEMO[memo_key] = out
     return out
+
+
+def _encode_chunk(model: ClipModel, unit: tuple[torch.Tensor, int], ctx: object) -> np.ndarray:
+    """One chunk of a sharded bank build (a worker's unit): the same batches as a local build."""
+    tokens, batch_size = unit
+    return np.concatenate([model.encode_tokens(tokens[b : b + batch_size]).numpy()
+                           for b in range(0, len(tokens), batch_size)])
+
+
+def remember_embeddings(model_key: str, bank_key: str, embeddings: np.ndarray) -> None:
+    """Keep embeddings computed elsewhere (a worker gets the driver's) as if built here."""
+    _MEMO[(model_key, bank_key)] = embeddings
 
 
 def bank_is_cached(model: ClipModel, bank: ConceptBank) -> bool:

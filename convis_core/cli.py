@@ -142,6 +142,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     m = sub.add_parser("models", help="list the models this installation can use")
     m.set_defaults(func=cmd_models)
+    from .evaluation.cli import add_eval_parser  # stdlib-only module: keeps --help fast
+    add_eval_parser(sub)
     add_compare_parser(sub)
     return p
 

@@ -153,16 +153,18 @@ class RankIndex:
     A row's rank for a crop is the number of bank rows with a strictly higher similarity, so a
     concept's rank for a crop (the rank of its best leaf, :meth:`ranks`) is the smallest rank
     among its leaf rows: a gather of the leaves' rows and a minimum, with no float left to
-    compare. Ranks are stored as ``low`` (rank mod 65536, uint16, ``(rows, crops)``) and, for banks
-    of more than 65,536 rows, bit planes of the higher bits packed over rows: 2.125 bytes per
-    row and crop for the 82,115-row bank (127 MB with 730 crops) instead of two float32 arrays.
+    compare. Ranks are stored as ``high`` (``rank >> shift``, uint16, ``(rows, crops)``) and the
+    ``shift`` low bits as bit planes packed over rows (``shift`` is 0 for banks of up to 65,536
+    rows, 1 for the 82,115 nouns): 2.125 bytes per row and crop for the 82,115-row bank (127 MB
+    with 730 crops) instead of two float32 arrays (479 MB). The minimum is taken over ``high``
+    (one uint16 gather); only the leaves that reach it are looked up in the bit planes.
 
-    Columns fill in arrival order (``add``), one batch of crops at a time: the similarities of a
-    batch are one product with the bank, then ranked (:func:`competition_ranks`).
+    Columns fill in arrival order (:meth:`add`), one batch of crops at a time: the similarities
+    of a batch are one product with the bank, then ranked (:func:`competition_ranks`).
     """
 
-    low: np.ndarray
     high: np.ndarray
+    low_bits: np.ndarray
     columns: np.ndarray
     filled: int = 0
 
@@ -170,9 +172,9 @@ class RankIndex:
 
     @classmethod
     def empty(cls, rows: int, crops: int) -> RankIndex:
-        bits = max(0, int(rows - 1).bit_length() - 16)
+        shift = max(0, int(rows - 1).bit_length() - 16)
         return cls(np.zeros((rows, crops), dtype=np.uint16),
-                   np.zeros((bits, (rows + 7) // 8, crops), dtype=np.uint8),
+                   np.zeros((shift, (rows + 7) // 8, crops), dtype=np.uint8),
                    np.full(crops, -1, dtype=np.int64))
 
     @classmethod
@@ -184,38 +186,51 @@ class RankIndex:
             index.add(np.arange(i, min(i + slice_size, n)), similarities(text, crop_embeddings[i : i + slice_size]))
         return index
 
+    @property
+    def shift(self) -> int:
+        return self.low_bits.shape[0]
+
     def add(self, crops: np.ndarray, sims: np.ndarray) -> None:
         """Rank the bank for a batch of crops: ``sims`` ``(rows, len(crops))``."""
         r = competition_ranks(sims.T)  # (batch, rows)
         cols = slice(self.filled, self.filled + len(crops))
-        self.low[:, cols] = (r & 0xFFFF).astype(np.uint16).T
-        for b in range(self.high.shape[0]):
-            bit = ((r >> (16 + b)) & 1).astype(bool)
-            self.high[b, :, cols] = np.packbits(bit, axis=1, bitorder="little").T
+        self.high[:, cols] = (r >> self.shift).astype(np.uint16).T
+        for b in range(self.shift):
+            bit = ((r >> b) & 1).astype(bool)
+            self.low_bits[b, :, cols] = np.packbits(bit, axis=1, bitorder="little").T
         self.columns[cols] = crops
         self.filled += len(crops)
 
     @property
     def nbytes(self) -> int:
-        return self.low.nbytes + self.high.nbytes + self.columns.nbytes
+        return self.high.nbytes + self.low_bits.nbytes + self.columns.nbytes
 
     def ranks(self, leaves: np.ndarray) -> np.ndarray:
         """Per crop (in crop order): the smallest rank among the bank rows ``leaves``, that is
         the number of rows strictly more similar than the best leaf; -1 for crops not added yet."""
-        idx = np.asarray(leaves, dtype=np.int64)
+        idx = np.asarray(leaves, dtype=np.intp)
         if idx.size == 0:
             raise ValueError("a concept needs at least one bank row")
         f = self.filled
-        best = None
-        for i in range(0, len(idx), self.GATHER):
-            rows = idx[i : i + self.GATHER]
-            r = self.low[rows, :f].astype(np.int64)
-            if self.high.shape[0]:
-                byte, shift = rows >> 3, (rows & 7)[:, None].astype(np.uint8)
-                for b in range(self.high.shape[0]):
-                    r |= ((self.high[b][byte, :f] >> shift) & 1).astype(np.int64) << (16 + b)
-            part = r.min(axis=0)
-            best = part if best is None else np.minimum(best, part)
+        chunks = [idx[i : i + self.GATHER] for i in range(0, len(idx), self.GATHER)]
+        gathered = [np.take(self.high, c, axis=0)[:, :f] for c in chunks] if len(chunks) == 1 else None
+        top = None
+        for i, c in enumerate(chunks):
+            g = gathered[i] if gathered else np.take(self.high, c, axis=0)[:, :f]
+            part = g.min(axis=0)
+            top = part if top is None else np.minimum(top, part)
+        best = top.astype(np.int64) << self.shift
+        if self.shift:  # the low bits, looked up only for the leaves that reach the minimum
+            low = np.full(f, (1 << self.shift) - 1, dtype=np.int64)
+            for i, c in enumerate(chunks):
+                g = gathered[i] if gathered else np.take(self.high, c, axis=0)[:, :f]
+                hit_row, hit_col = np.nonzero(g == top)
+                rows = c[hit_row]
+                bits = np.zeros(len(rows), dtype=np.int64)
+                for b in range(self.shift):
+                    bits |= ((self.low_bits[b][rows >> 3, hit_col] >> (rows & 7)) & 1).astype(np.int64) << b
+                np.minimum.at(low, hit_col, bits)
+            best |= low
         out = np.full(len(self.columns), -1, dtype=np.int64)
         out[self.columns[:f]] = best
         return out
@@ -279,6 +294,9 @@ class ConVisEngine:
     bank: ConceptBank
     batch_size: int = 64
     disk_cache: bool = True
+    #: cut and preprocess the next batch, and rank the last one, on worker threads while a batch
+    #: encodes (the same bits either way)
+    overlap: bool = True
     _crops: _LRU = field(default_factory=lambda: _LRU(8))
     _index: _LRU = field(default_factory=lambda: _LRU(INDEX_IMAGES, max_bytes=INDEX_BUDGET))
     _single: dict = field(default_factory=dict)
@@ -351,8 +369,9 @@ class ConVisEngine:
         def prepare(idx: np.ndarray) -> torch.Tensor:
             return self.model.preprocess_pil([canvas.crop(b) for b in boxes[idx]])
 
-        if len(batches) == 1:  # nothing to overlap
-            yield batches[0], prepare(batches[0])
+        if len(batches) == 1 or not self.overlap:
+            for idx in batches:
+                yield idx, prepare(idx)
             return
         with ThreadPoolExecutor(1, thread_name_prefix="convis-crops") as pool:
             nxt = pool.submit(prepare, batches[0]) if batches else None
@@ -389,8 +408,10 @@ class ConVisEngine:
                 if emb is None:
                     emb = np.empty((len(boxes), e.shape[1]), dtype=e.dtype)
                 emb[idx] = e
-                if rank:
+                if rank and self.overlap:
                     pending.append(ranker.submit(lambda i=idx, x=e: index.add(i, similarities(text, x))))
+                elif rank:
+                    index.add(idx, similarities(text, e))
                 done += len(idx)
                 if progress is not None:
                     progress(done, len(boxes))

@@ -44,6 +44,10 @@ def main(argv: list[str] | None = None) -> int:
     mode.add_argument("--estimate", action="store_true", help="estimate the time of a full build")
     pc.add_argument("--job", type=int, help=argparse.SUPPRESS)  # the job row `study.jobs.start` queued
     pc.add_argument("--throttle", type=float, default=0.0, help="seconds to pause after each map (leave CPU to others)")
+    pc.add_argument("--ray", metavar="auto|ADDRESS|local",
+                    help="compute the images on a Ray cluster: 'auto' (the one on this machine, else a new local "
+                         "one) or its address; default $CONVIS_RAY, else $RAY_ADDRESS, else this process. The "
+                         "stimulus folder must be on a filesystem every Ray worker sees (deploy/README.md)")
     sub.add_parser("launch", help="freeze and activate a spec (builds missing stimuli)").add_argument("spec")
     r = sub.add_parser("bots", help="run N simulated participants through the runtime API")
     r.add_argument("study", help="study slug (or a spec YAML, launched first)")
@@ -248,9 +252,10 @@ def _precompute(db: Any, args: argparse.Namespace) -> Any:
     elif args.cancel:
         info = jobs.cancel(db, args.study)
     elif args.background:
-        info = jobs.start(db, args.study, throttle=args.throttle)
+        info = jobs.start(db, args.study, throttle=args.throttle, ray=args.ray)
     else:
-        info = jobs.run_worker(db, args.study, args.job, throttle=args.throttle, echo=args.job is None)
+        info = jobs.run_worker(db, args.study, args.job, throttle=args.throttle, echo=args.job is None,
+                               ray=args.ray)
         if info.state == "failed":
             raise StudyError(f"precompute of {args.study!r} failed: {info.error}")
     if info is None:

@@ -14,7 +14,14 @@ younger than `STALE_S` and, on the worker's own host, its process still runs (pi
 start time, so a reused pid does not count). A job that is queued or running but not alive has
 lost its worker; `start` then replaces it.
 
-No Streamlit here, and `convis_core`/torch are imported only by the worker and `estimate`.
+The worker is the build's driver. By default it computes every image itself; with ``--ray`` (or
+``$CONVIS_RAY`` / ``$RAY_ADDRESS`` in its environment, inherited from the app process that starts
+it) it sends the images to a Ray cluster (`convis_core.executors.RayExecutor`) and keeps the rest
+(progress, heartbeat, cancel, the manifest). The stimulus folder must then be on a filesystem all
+Ray workers see at the same path (deploy/README.md).
+
+No Streamlit here, and `convis_core`/torch are imported only by the worker and `estimate`; Ray
+only by a worker asked to use it.
 """
 
 from __future__ import annotations
@@ -294,11 +301,14 @@ def _finish(row: PrecomputeJob, state: str, error: str | None, now: datetime) ->
         row.eta_seconds = None if state != "done" else 0.0
 
 
-def start(db: Database, slug: str, throttle: float = 0.0) -> JobInfo:
+def start(db: Database, slug: str, throttle: float = 0.0, ray: str | None = None) -> JobInfo:
     """Precompute the stimuli of `slug` (its draft, else its active version) in a detached worker
     process. Returns the job; if one is already running for `slug` (alive), that one. Raises
     `NotFound`/`SpecError` at once when there is nothing valid to build. `throttle`: seconds the
-    worker pauses after each computed map (to leave CPU to others)."""
+    worker pauses after each computed map (to leave CPU to others). `ray`: run the images on a
+    Ray cluster (``auto`` or an address; ``local`` forces this machine); by default the worker
+    follows ``$CONVIS_RAY`` / ``$RAY_ADDRESS`` of the process that starts it, else stays local
+    (`convis_core.executors.resolve`)."""
     _reap()
     target(db, slug)  # fail here, not in the background, on an unknown slug or an invalid draft
     info, created = _new_job(db, slug, with_log=True)
@@ -307,6 +317,8 @@ def start(db: Database, slug: str, throttle: float = 0.0) -> JobInfo:
     cmd = [sys.executable, "-m", "study", "precompute", slug, "--job", str(info.id)]
     if throttle:
         cmd += ["--throttle", str(float(throttle))]
+    if ray is not None:
+        cmd += ["--ray", ray]
     env = {**os.environ, "DATABASE_URL": db.url}  # not on the command line: a URL may hold a password
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO_ROOT), env.get("PYTHONPATH")) if p)
     try:
@@ -400,13 +412,15 @@ class _JobObserver(BuildObserver):
     `PROGRESS_EVERY_S`, and always after the last map)."""
 
     def __init__(self, db: Database, job_id: int, hb: _Heartbeat, spec: StudySpec, timings: dict[str, Any],
-                 prior: dict[str, dict[str, float]], throttle: float, echo: bool) -> None:
+                 prior: dict[str, dict[str, float]], throttle: float, echo: bool, parallel: int = 1) -> None:
         self.db, self.job_id, self.hb, self.spec, self.throttle, self.echo = db, job_id, hb, spec, throttle, echo
+        self.parallel = max(1, parallel)   # images computed at once (workers of the executor)
         self.timings, self.prior = timings, prior
         self.remaining: dict[str, dict[str, int]] = {}
         self.images_left = 0
         self.done = self.total = 0
         self.last_write = 0.0
+        self.unwritten: dict[str, Any] = {}
 
     def planned(self, total: int, stored: int, plan: BuildPlan) -> None:
         self.total, self.done = total, stored
@@ -446,6 +460,8 @@ class _JobObserver(BuildObserver):
     def check(self) -> None:
         if self.hb.stop_requested.is_set():
             raise _Stop()
+        if self.unwritten:   # progress held back by the rate limit (a Ray worker's maps arrive at once)
+            self.write(**self.unwritten)
 
     def _cost(self, method: str, kind: str) -> float | None:
         t = (self.timings.get("methods") or {}).get(method)
@@ -473,12 +489,15 @@ class _JobObserver(BuildObserver):
             img = self.timings.get("image") or {}
             per = img["s"] / img["n"] if img.get("n") else self.prior.get("__image__", {}).get("s", 0.0)
             total += self.images_left * per
-        return total
+        return total / self.parallel
 
     def write(self, force: bool = False, **values: Any) -> None:
         now = time.monotonic()
         if not force and now - self.last_write < PROGRESS_EVERY_S:
+            self.unwritten.update(values)
             return
+        values = {**self.unwritten, **values}
+        self.unwritten = {}
         self.last_write = now
         stamp = utcnow()
         with self.db.session() as s:
@@ -557,10 +576,12 @@ def _check_launched_folder(db: Database, folder: Path, build: EngineBuild, plan:
 
 
 def run_worker(db: Database, slug: str, job_id: int | None = None, throttle: float = 0.0,
-               echo: bool = False) -> JobInfo:
+               echo: bool = False, ray: str | None = None) -> JobInfo:
     """The worker: build the stimuli of `slug` as job `job_id` (queued by `start`), or as a new
-    job when run by hand (refused while another worker of `slug` is alive). Returns the job as
-    it ended; failures are stored on the job (state failed, `error`), not raised."""
+    job when run by hand (refused while another worker of `slug` is alive). `ray`: where the
+    images are computed (see `start`); this process stays the driver (progress, cancel,
+    manifest). Returns the job as it ended; failures are stored on the job (state failed,
+    `error`), not raised."""
     if job_id is None:
         target(db, slug)
         info, created = _new_job(db, slug)
@@ -581,7 +602,7 @@ def run_worker(db: Database, slug: str, job_id: int | None = None, throttle: flo
     if previous is not None:
         signal.signal(signal.SIGTERM, on_term)
     try:
-        _work(db, slug, job_id, hb, throttle, echo)
+        _work(db, slug, job_id, hb, throttle, echo, ray)
     except _Stop:
         _end(db, job_id, "cancelled")
     except _Terminated:
@@ -601,7 +622,8 @@ def run_worker(db: Database, slug: str, job_id: int | None = None, throttle: flo
     return info
 
 
-def _work(db: Database, slug: str, job_id: int, hb: _Heartbeat, throttle: float, echo: bool) -> None:
+def _work(db: Database, slug: str, job_id: int, hb: _Heartbeat, throttle: float, echo: bool,
+          ray: str | None = None) -> None:
     t0 = time.perf_counter()
     tgt = target(db, slug)
     spec, folder = tgt.spec, tgt.folder
@@ -625,21 +647,25 @@ def _work(db: Database, slug: str, job_id: int, hb: _Heartbeat, throttle: float,
     build = engine_build(spec, folder)
     plan = build.plan()  # loads the model, hashes the sources, finds what is stored
     _check_launched_folder(db, folder, build, plan)
-    _warm_bank(build)
-    timings: dict[str, Any] = {"model": _model_key(spec), "setup_s": time.perf_counter() - t0}
-    obs = _JobObserver(db, job_id, hb, spec, timings, _prior_figures(db, spec), throttle, echo)
-    manifest = build.run(obs)
+    from convis_core import ConvisError
+    from convis_core.executors import LocalExecutor, get_executor
+
+    try:
+        executor = get_executor(ray) if not plan.complete else LocalExecutor()
+    except ConvisError as exc:
+        raise StudyError(str(exc)) from None
+    try:
+        build.warm_bank(executor)
+        timings: dict[str, Any] = {"model": _model_key(spec), "setup_s": time.perf_counter() - t0,
+                                   "executor": executor.describe()}
+        obs = _JobObserver(db, job_id, hb, spec, timings, _prior_figures(db, spec), throttle, echo,
+                           parallel=executor.workers)
+        manifest = build.run(obs, executor=executor)
+    finally:
+        executor.close()
     n = len(manifest.stimuli)
     _end(db, job_id, "done", total=n, done=n, eta_seconds=0.0, timings=dict(timings),
          manifest_sha256=manifest.sha256())
-
-
-def _warm_bank(build: EngineBuild) -> None:
-    """Embed the concept bank before the first map (cached on disk) when a method ranks against it."""
-    from convis_core import bank_embeddings, get_bank, get_method
-
-    if any(getattr(get_method(m), "uses_bank", False) for m in build.methods):
-        bank_embeddings(build.load_model(), get_bank(build.bank))
 
 
 # ---------------------------------------------------------------------------------- estimate

@@ -23,12 +23,15 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from study.errors import StimulusError
+
+if TYPE_CHECKING:
+    from convis_core.executors import Executor
 
 FORMAT = "convis-stimuli/1"
 MANIFEST = "manifest.json"
@@ -400,10 +403,6 @@ class EngineBuild:
             return None
         return data
 
-    def _write_record(self, key: str, data: dict[str, Any]) -> None:
-        (self.folder / BUILD_DIR).mkdir(parents=True, exist_ok=True)
-        _atomic_write(self._record(key), canonical_json(data).encode())
-
     # ------------------------------------------------------------------ plan
     def plan(self) -> BuildPlan:
         """Hash every source and look up what is stored (loads the model for its identity)."""
@@ -436,77 +435,88 @@ class EngineBuild:
         return self._plan
 
     # ------------------------------------------------------------------ run
-    def run(self, observer: BuildObserver | None = None, progress: Progress | None = None) -> Manifest:
-        """Compute what the plan lacks, then write the manifest; see the class docstring."""
-        from convis_core import ConvisError, concept_scores, explain, load_image, render_png
+    def warm_bank(self, executor: Executor | None = None) -> Any:
+        """Embed the concept bank before the first map when a method ranks against it (cached
+        on disk; sharded over a remote `executor`'s workers). Returns the embeddings or None."""
+        from convis_core import ConvisError, bank_embeddings, get_bank, get_method
 
+        if not any(getattr(get_method(m), "uses_bank", False) for m in self.methods):
+            return None
+        try:
+            return bank_embeddings(self.load_model(), get_bank(self.bank), executor=executor)
+        except ConvisError as exc:
+            raise StimulusError(f"concept bank {self.bank!r}: {exc}") from None
+
+    def run(self, observer: BuildObserver | None = None, progress: Progress | None = None,
+            executor: Executor | None = None) -> Manifest:
+        """Compute what the plan lacks, then write the manifest; see the class docstring.
+
+        `executor` (default: this process) runs the images: each image is one unit (its scores,
+        then every missing concept × method, so the engine's per-image caches serve them all).
+        Workers write the files and records into this folder; this process alone writes the
+        manifest. A remote executor's workers must see the folder at the same path (a shared
+        filesystem): every file a worker reports is checked here against its sha256, and a
+        build whose workers wrote elsewhere fails with a message saying so."""
+        from convis_core.executors import LocalExecutor, ModelSetup
+
+        ex = executor or LocalExecutor()
         obs = observer or BuildObserver()
         plan = self.plan()
         model = self.load_model()
-        total, done = plan.total, plan.stored
-        obs.planned(total, done, plan)
-        for n, item in enumerate(plan.images):
+        total = plan.total
+        obs.planned(total, plan.stored, plan)
+        todo = [p for p in plan.images if not (p.stored is not None and all(m.stored is not None for m in p.maps))]
+        counter = {"done": plan.stored, "images": len(plan.images) - len(todo)}
+        if progress:
+            progress(counter["images"], len(plan.images), todo[0].image_id if todo else "")
+        setup = ModelSetup.of(model)
+        if todo and ex.remote:
+            emb = self.warm_bank(ex)
+            if emb is not None:
+                from convis_core import get_bank
+
+                setup.with_bank(model, get_bank(self.bank), emb)
+        units = [_ImageUnit(str(self.folder), p.image_id, p.spec, p.key if p.stored is None else None,
+                            [(m.concept, m.method, m.key) for m in p.maps if m.stored is None],
+                            list(self.concepts), self.bank, self.style, self.params) for p in todo]
+
+        def on_event(i: int, event: Any) -> None:
+            kind, payload = event
+            if kind == "image":
+                obs.image_scored(todo[i].image_id, payload)
+            else:
+                counter["done"] += 1
+                obs.map_done(counter["done"], total, payload)
+
+        def on_result(i: int, result: _ImageDone) -> None:
+            item = todo[i]
+            if ex.remote:
+                self._verify(item.image_id, result)
+            if result.image is not None:
+                item.stored = ImageEntry(**result.image, label=item.spec.get("label"), boxes=item.spec.get("boxes") or [])
+            by_key = {m.key: m for m in item.maps}
+            for key, entry in result.maps:
+                by_key[key].stored = StimulusEntry(**entry)
+            counter["images"] += 1
             if progress:
-                progress(n, len(plan.images), item.image_id)
-            if item.stored is not None and all(m.stored is not None for m in item.maps):
-                continue
-            obs.check()
-            t0 = time.perf_counter()
-            source = item.spec["image"] if "image" in item.spec else item.spec["path"]
-            try:
-                loaded = load_image(source)
-            except ConvisError as exc:
-                raise StimulusError(f"image {item.image_id!r}: {exc}") from None
-            if item.stored is None:
-                buf = io.BytesIO()
-                loaded.original.save(buf, format="PNG")
-                try:
-                    scores = {k: float(v) for k, v in concept_scores(model, loaded, list(self.concepts)).items()}
-                except ConvisError as exc:
-                    raise StimulusError(f"image {item.image_id!r}: model scores: {exc}") from None
-                rel = f"images/{_SAFE.sub('_', item.image_id)}.png"
-                png = buf.getvalue()
-                _atomic_write(self.folder / rel, png)
-                self._write_record(item.key, {"file": rel, "sha256": sha256_bytes(png), "concept_scores": scores})
-                item.stored = ImageEntry(file=rel, sha256=sha256_bytes(png), label=item.spec.get("label"),
-                                         boxes=item.spec.get("boxes") or [], concept_scores=scores)
-                obs.image_scored(item.image_id, time.perf_counter() - t0)
-            firsts: set[str] = set()
-            for pm in item.maps:
-                if pm.stored is not None:
-                    continue
-                obs.check()
-                t0 = time.perf_counter()
-                try:
-                    res = explain(model, loaded, pm.concept, method=pm.method, bank=self.bank,
-                                  **self.params.get(pm.method, {}))
-                except ConvisError as exc:
-                    raise StimulusError(f"image {item.image_id!r}, concept {pm.concept!r}, method {pm.method!r}: "
-                                        f"{exc}") from None
-                meta = json.loads(res.metadata_json())
-                meta.pop("timings", None)  # wall-clock noise: equal inputs give equal files
-                pm.stored = self._store_map(item.image_id, pm, render_png(res, loaded.original, style=self.style), meta)
-                done += 1
-                first = pm.method not in firsts
-                firsts.add(pm.method)
-                obs.map_done(done, total, MapEvent(item.image_id, pm.concept, pm.method, True, first,
-                                                   time.perf_counter() - t0))
+                progress(counter["images"], len(plan.images), item.image_id)
+
+        ex.map(setup, _build_image, units, on_event=on_event, on_result=on_result, check=obs.check)
         if progress:
             progress(len(plan.images), len(plan.images), "")
         return self.write_manifest()
 
-    def _store_map(self, image_id: str, pm: PlannedMap, png: bytes, meta: dict[str, Any]) -> StimulusEntry:
-        sid = _SAFE.sub("_", f"{image_id}__{pm.concept}__{pm.method}")
-        map_rel, meta_rel = f"maps/{sid}.png", f"meta/{sid}.json"
-        meta_bytes = canonical_json(meta).encode()
-        _atomic_write(self.folder / map_rel, png)
-        _atomic_write(self.folder / meta_rel, meta_bytes)
-        entry = StimulusEntry(id=sid, image=image_id, concept=pm.concept, method=pm.method,
-                              map=map_rel, map_sha256=sha256_bytes(png), meta=meta_rel,
-                              meta_sha256=sha256_bytes(meta_bytes),
-                              random_weights=bool(meta.get("random_weights", False)))
-        self._write_record(pm.key, entry.model_dump(mode="json"))
-        return entry
+    def _verify(self, image_id: str, result: _ImageDone) -> None:
+        """Every file a remote worker says it wrote is here with its sha256 (shared store)."""
+        files = [(result.image["file"], result.image["sha256"])] if result.image is not None else []
+        files += [(e["map"], e["map_sha256"]) for _, e in result.maps] + [(e["meta"], e["meta_sha256"]) for _, e in result.maps]
+        for rel, digest in files:
+            f = self.folder / rel
+            if not f.is_file() or sha256_bytes(f.read_bytes()) != digest:
+                raise StimulusError(
+                    f"image {image_id!r}: a worker on {result.host} wrote {rel!r} into {self.folder}, but this "
+                    f"machine does not see it there: the stimulus folder must be on a filesystem every worker "
+                    f"shares at the same path (see deploy/README.md)")
 
     def manifest(self) -> Manifest:
         """The manifest of a complete plan (nothing written)."""
@@ -533,6 +543,100 @@ def _write_manifest(folder: Path, manifest: Manifest) -> None:
     path = folder / MANIFEST
     if not (path.is_file() and path.read_bytes() == data):
         _atomic_write(path, data)
+
+
+@dataclass
+class _ImageUnit:
+    """One image of an engine build, as a worker gets it (picklable)."""
+
+    folder: str
+    image_id: str
+    spec: dict[str, Any]
+    image_key: str | None                  # None: the image is stored already
+    maps: list[tuple[str, str, str]]       # (concept, method, record key) still to compute
+    concepts: list[str]
+    bank: str
+    style: str
+    params: dict[str, dict[str, Any]]
+
+
+@dataclass
+class _ImageDone:
+    """What a worker stored for one image: the image record (if it wrote one) and map records."""
+
+    image: dict[str, Any] | None
+    maps: list[tuple[str, dict[str, Any]]]
+    host: str
+
+
+def _build_image(model: Any, unit: _ImageUnit, ctx: Any) -> _ImageDone:
+    """An executor's unit: score and store one image, then every missing map of it (files and
+    records written atomically, as they finish). Emits ("image", seconds) and ("map", MapEvent);
+    calls ``ctx.check()`` between maps."""
+    import socket
+
+    from convis_core import ConvisError, concept_scores, explain, load_image, render_png
+
+    folder = Path(unit.folder)
+    ctx.check()
+    t0 = time.perf_counter()
+    source = unit.spec["image"] if "image" in unit.spec else unit.spec["path"]
+    try:
+        loaded = load_image(source)
+    except ConvisError as exc:
+        raise StimulusError(f"image {unit.image_id!r}: {exc}") from None
+    image = None
+    if unit.image_key is not None:
+        buf = io.BytesIO()
+        loaded.original.save(buf, format="PNG")
+        try:
+            scores = {k: float(v) for k, v in concept_scores(model, loaded, list(unit.concepts)).items()}
+        except ConvisError as exc:
+            raise StimulusError(f"image {unit.image_id!r}: model scores: {exc}") from None
+        rel = f"images/{_SAFE.sub('_', unit.image_id)}.png"
+        png = buf.getvalue()
+        _atomic_write(folder / rel, png)
+        image = {"file": rel, "sha256": sha256_bytes(png), "concept_scores": scores}
+        _write_record(folder, unit.image_key, image)
+        ctx.emit(("image", time.perf_counter() - t0))
+    maps: list[tuple[str, dict[str, Any]]] = []
+    firsts: set[str] = set()
+    for concept, method, key in unit.maps:
+        ctx.check()
+        t0 = time.perf_counter()
+        try:
+            res = explain(model, loaded, concept, method=method, bank=unit.bank, **unit.params.get(method, {}))
+        except ConvisError as exc:
+            raise StimulusError(f"image {unit.image_id!r}, concept {concept!r}, method {method!r}: {exc}") from None
+        meta = json.loads(res.metadata_json())
+        meta.pop("timings", None)  # wall-clock noise: equal inputs give equal files
+        entry = _store_map(folder, unit.image_id, concept, method, key,
+                           render_png(res, loaded.original, style=unit.style), meta)
+        maps.append((key, entry))
+        first = method not in firsts
+        firsts.add(method)
+        ctx.emit(("map", MapEvent(unit.image_id, concept, method, True, first, time.perf_counter() - t0)))
+    return _ImageDone(image, maps, socket.gethostname())
+
+
+def _write_record(folder: Path, key: str, data: dict[str, Any]) -> None:
+    (folder / BUILD_DIR).mkdir(parents=True, exist_ok=True)
+    _atomic_write(folder / BUILD_DIR / f"{key}.json", canonical_json(data).encode())
+
+
+def _store_map(folder: Path, image_id: str, concept: str, method: str, key: str, png: bytes,
+               meta: dict[str, Any]) -> dict[str, Any]:
+    sid = _SAFE.sub("_", f"{image_id}__{concept}__{method}")
+    map_rel, meta_rel = f"maps/{sid}.png", f"meta/{sid}.json"
+    meta_bytes = canonical_json(meta).encode()
+    _atomic_write(folder / map_rel, png)
+    _atomic_write(folder / meta_rel, meta_bytes)
+    entry = StimulusEntry(id=sid, image=image_id, concept=concept, method=method,
+                          map=map_rel, map_sha256=sha256_bytes(png), meta=meta_rel,
+                          meta_sha256=sha256_bytes(meta_bytes),
+                          random_weights=bool(meta.get("random_weights", False))).model_dump(mode="json")
+    _write_record(folder, key, entry)
+    return entry
 
 
 def build_engine_stimuli(folder: str | Path, images: dict[str, dict[str, Any]], concepts: list[str],

@@ -133,7 +133,7 @@ def test_rank_index_gives_exactly_the_brute_force_ranks(rows):
     for part in (order[:4], order[4:5], order[5:]):
         index.add(part, sims[:, torch.from_numpy(part)].numpy())
     bits = max(0, (rows - 1).bit_length() - 16)
-    assert index.high.shape[0] == bits and index.nbytes < rows * 11 * (2 + bits / 8) + 1024
+    assert index.shift == bits and index.nbytes < rows * 11 * (2 + bits / 8) + 1024
     rng = np.random.default_rng(rows)
     for n_leaves in (1, 9, 3000, rows):
         leaves = np.union1d(rng.choice(rows, min(n_leaves, rows), replace=False), [3])
