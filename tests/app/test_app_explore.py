@@ -149,6 +149,11 @@ def test_a_method_the_model_cannot_run_says_why(db):
     at.selectbox(key="explore_method").select(cc.REGISTRY["attention_relevance"].label).run()
     ok(at)
     assert any("cannot explain this model" in i.value and "Vision Transformer" in i.value for i in at.info)
+    # the sanity check knows no layer groups of this tower: it says so instead of failing
+    at.toggle(key="explore_compare").set_value(True).run()
+    at.button(key="explore_sanity_go").click().run()
+    ok(at)
+    assert any(s.label.startswith("Sanity check not possible: no layer groups known for") for s in at.status)
 
 
 # ------------------------------------------------------------------------------ uploads
