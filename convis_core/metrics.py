@@ -188,7 +188,20 @@ def randomisation_groups(model: ClipModel) -> list[tuple[str, list[torch.nn.Modu
         return [("attnpool", [v.attnpool]), ("layer4", [v.layer4]), ("layer3", [v.layer3]),
                 ("layer2", [v.layer2]), ("layer1", [v.layer1]),
                 ("stem", [v.conv1, v.bn1, v.conv2, v.bn2, v.conv3, v.bn3])]
+    if hasattr(v, "trunk") and hasattr(v, "head"):     # a timm tower (open_clip's TimmModel)
+        return [("head", [v.head])] + [(name, [m]) for name, m in reversed(_trunk_blocks(v.trunk))]
     raise ValueError(f"no layer groups known for {type(v).__name__}")
+
+
+def _trunk_blocks(trunk: torch.nn.Module) -> list[tuple[str, torch.nn.Module]]:
+    """A timm trunk's blocks from the input up: its top-level children with parameters, a
+    ModuleList or Sequential of stages opened into its stages."""
+    blocks: list[tuple[str, torch.nn.Module]] = []
+    for name, child in trunk.named_children():
+        kids = (list(child.named_children()) if isinstance(child, torch.nn.ModuleList | torch.nn.Sequential)
+                else [("", child)])
+        blocks += [(f"{name}.{k}" if k else name, m) for k, m in kids if any(True for _ in m.parameters())]
+    return blocks
 
 
 def _reinit(t: torch.Tensor, gen: torch.Generator) -> None:

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 
+import convis_core as cc
 from convis_core.methods import get_method
 from convis_core.methods._clip import similarities
 from convis_core.metrics import (
@@ -119,6 +120,11 @@ def test_map_similarity() -> None:
 def test_randomised_copy_leaves_the_original_alone(tiny_vit, tiny_rn) -> None:
     assert [g for g, _ in randomisation_groups(tiny_vit)] == ["head", "block1", "block0", "embeddings"]
     assert [g for g, _ in randomisation_groups(tiny_rn)][:2] == ["attnpool", "layer4"]
+    shapes = cc.load_model("shapes-world", "bundled")     # a timm tower: head, then its stages from the top
+    assert [g for g, _ in randomisation_groups(shapes)] == ["head", "stages.3", "stages.2", "stages.1", "stages.0"]
+    cp = randomised_copy(shapes, 2, seed=0)
+    assert not torch.equal(cp.model.visual.trunk.stages[3][0].weight, shapes.model.visual.trunk.stages[3][0].weight)
+    assert torch.equal(cp.model.visual.trunk.stages[1][0].weight, shapes.model.visual.trunk.stages[1][0].weight)
     before = {k: v.clone() for k, v in tiny_vit.model.visual.state_dict().items()}
     cp = randomised_copy(tiny_vit, 2, seed=0)
     after = tiny_vit.model.visual.state_dict()
