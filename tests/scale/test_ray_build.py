@@ -179,10 +179,16 @@ def test_files_a_worker_wrote_elsewhere_fail_the_build_clearly(tmp_path) -> None
         build._verify("scene1", _ImageDone(None, [("key", entry)], "node-7"))
 
 
+def _inverse(x: float) -> float:
+    return 1 / x
+
+
 def test_mapper_is_a_drop_in_for_map(ray_cluster) -> None:
     """The seam for map-shaped callers (the evaluation runner): same results, in order."""
-    items = [-3, 1, -2, 5]
-    assert LocalExecutor().mapper()(abs, items) == list(map(abs, items)) == RayExecutor().mapper()(abs, items)
+    items = [-3, 1, -2, 5, -8]
+    assert list(LocalExecutor().mapper()(abs, items)) == list(map(abs, items)) == list(RayExecutor().mapper()(abs, items))
+    with pytest.raises(ZeroDivisionError):     # an item's error reaches the caller as it was
+        list(RayExecutor().mapper()(_inverse, [1, 0, 2]))
 
 
 def test_local_paths_never_import_ray(tmp_path) -> None:
