@@ -191,6 +191,28 @@ def test_mapper_is_a_drop_in_for_map(ray_cluster) -> None:
         list(RayExecutor().mapper()(_inverse, [1, 0, 2]))
 
 
+def test_executor_choice_flag_then_convis_ray_then_ray_address(monkeypatch) -> None:
+    from convis_core.executors import resolve
+
+    monkeypatch.delenv("CONVIS_RAY", raising=False)
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    assert resolve(None) is None and resolve("auto") == "auto"
+    monkeypatch.setenv("RAY_ADDRESS", "10.0.0.5:6379")
+    assert resolve(None) == "10.0.0.5:6379" and resolve("local") is None
+    monkeypatch.setenv("CONVIS_RAY", "off")
+    assert resolve(None) is None and resolve("head:6379") == "head:6379"
+
+
+def test_unreachable_or_malformed_ray_address_fails_at_once() -> None:
+    from convis_core import ConvisError
+    from convis_core.executors import _reachable
+
+    with pytest.raises(ConvisError, match="nothing answers at the Ray address 127.0.0.1:1"):
+        _reachable("127.0.0.1:1")
+    with pytest.raises(ConvisError, match="use 'auto', HOST:PORT"):
+        _reachable("nonsense")
+
+
 def test_local_paths_never_import_ray(tmp_path) -> None:
     code = ("import sys, study, study.jobs, study.cli, study.stimuli, convis_core, convis_core.executors, "
             "convis_core.bank\n"
