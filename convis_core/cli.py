@@ -9,79 +9,32 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import Any
 
-from tqdm import tqdm
-
+from .cli_common import Bar, add_model_args, model_from_args, parse_params, say
+from .compare import add_compare_parser
 from .errors import ConvisError
 
 
-class _Bar:
-    """A tqdm progress bar usable as an engine ``progress(done, total)`` callback."""
-
-    def __init__(self, desc: str) -> None:
-        self.desc, self.bar = desc, None
-
-    def __call__(self, done: int, total: int) -> None:
-        if self.bar is None:
-            self.bar = tqdm(total=total, desc=self.desc, unit="it", file=sys.stderr, leave=False)
-        self.bar.n = done
-        self.bar.refresh()
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
-
-
-def model_from_args(args: argparse.Namespace):
-    from .models import default_model_choice, load_model
-
-    name, pretrained = default_model_choice()
-    if args.model:
-        name = args.model
-        pretrained = args.pretrained or ("bundled" if name == "shapes-world" else "none")
-    elif args.pretrained:
-        pretrained = args.pretrained
-    m = load_model(name, pretrained, device=args.device, seed=args.model_seed)
-    if m.random_weights:
-        print(f"WARNING: {name} has RANDOM weights: these results carry no meaning.", file=sys.stderr)
-    elif name == "shapes-world":
-        print("note: shapes-world is a toy CLIP trained on synthetic shapes and digits.", file=sys.stderr)
-    return m
-
-
-def add_model_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--model", help="open_clip architecture, e.g. ViT-B-32-quickgelu, shapes-world, convis-tiny")
-    p.add_argument("--pretrained", help="none | bundled | an open_clip tag (openai) | a checkpoint path")
-    p.add_argument("--device", default=None, help="cuda or cpu (default: cuda when present)")
-    p.add_argument("--model-seed", type=int, default=0, help="seed for random weights")
-    p.add_argument("--bank", default="all", help="all | subtree=ROOT.n.01 | words=coco80|FILE")
-    p.add_argument("--text-mode", default="definitions", choices=["definitions", "lemmas"])
-
-
-def _parse_value(v: str) -> Any:
-    try:
-        return json.loads(v)
-    except json.JSONDecodeError:
-        return v
-
-
 def cmd_explain(args: argparse.Namespace) -> int:
+    from .images import load_image
+    from .methods import get_method
+    from .wordnet import nouns
+
+    say(f"{args.method} map of {args.synset} on {args.image}")
+    params = parse_params(args.param)
+    if args.seed is not None:
+        params["seed"] = args.seed
+    image = load_image(args.image)  # bad files, words and parameters fail before any model loads
+    concept = nouns().synset(args.synset)
+    method = get_method(args.method)
     from .methods import explain
     from .render import render_png
 
+    method.params(**params)
     model = model_from_args(args)
-    params = {}
-    for kv in args.param or []:
-        k, sep, v = kv.partition("=")
-        if not sep:
-            raise ConvisError(f"--param expects KEY=VALUE, got '{kv}'")
-        params[k.strip()] = _parse_value(v)
-    if args.seed is not None:
-        params["seed"] = args.seed
-    bar = _Bar(f"{args.method} {args.synset}")
+    bar = Bar(f"{method.name} {concept.name}")
     try:
-        res = explain(model, args.image, args.synset, method=args.method, bank=args.bank,
+        res = explain(model, image, concept.name, method=method.name, bank=args.bank,
                       text_mode=args.text_mode, progress=bar, **params)
     finally:
         bar.close()
@@ -100,12 +53,13 @@ def cmd_bank_build(args: argparse.Namespace) -> int:
 
     from .bank import bank_embeddings, bank_is_cached, get_bank
 
-    model = model_from_args(args)
     bank = get_bank(args.bank, args.text_mode)
+    say(f"bank {bank.spec.name}: {len(bank)} texts")
+    model = model_from_args(args)
     if bank_is_cached(model, bank):
         print(f"bank {bank.spec.name} ({len(bank)} texts) is already built for {model.name}")
         return 0
-    bar = _Bar(f"embedding {bank.spec.name}")
+    bar = Bar(f"embedding {bank.spec.name}")
     t0 = time.perf_counter()
     try:
         emb = bank_embeddings(model, bank, progress=bar, batch_size=args.batch_size)
@@ -117,13 +71,20 @@ def cmd_bank_build(args: argparse.Namespace) -> int:
 
 
 def cmd_concepts(args: argparse.Namespace) -> int:
-    from .concepts import top_concepts
+    from .images import load_image
 
-    model = model_from_args(args)
-    region = tuple(float(v) for v in args.region.split(",")) if args.region else None
+    try:
+        region = tuple(float(v) for v in args.region.split(",")) if args.region else None
+    except ValueError:
+        region = ()
     if region is not None and len(region) != 4:
         raise ConvisError("--region expects x0,y0,x1,y1 as fractions of the image")
-    hits = top_concepts(model, args.image, k=args.top, bank=args.bank, text_mode=args.text_mode, region=region)
+    say(f"the concepts CLIP sees in {args.image}")
+    image = load_image(args.image)
+    model = model_from_args(args)
+    from .concepts import top_concepts
+
+    hits = top_concepts(model, image, k=args.top, bank=args.bank, text_mode=args.text_mode, region=region)
     if args.json:
         print(json.dumps([h.__dict__ for h in hits], indent=2))
     else:
@@ -145,7 +106,8 @@ def cmd_models(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from .methods import REGISTRY
+    """The parser of every subcommand (cheap: nothing heavy is imported to build it)."""
+    from .methods.registry import METHODS
     from .render import STYLES
 
     p = argparse.ArgumentParser(prog="python -m convis_core", description="ConVis: explain CLIP with WordNet concepts")
@@ -157,7 +119,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--out", required=True, help="output .npy (metadata goes to the .json beside it)")
     e.add_argument("--png", help="also write an overlay PNG")
     e.add_argument("--style", default="whitefade", choices=list(STYLES))
-    e.add_argument("--method", default="convis_grid", help=f"one of: {', '.join(REGISTRY)} (grid, stochastic)")
+    e.add_argument("--method", default="convis_grid", help=f"one of: {', '.join(METHODS)} (grid, stochastic)")
     e.add_argument("--seed", type=int, default=None, help="seed of the noise padding / sampler")
     e.add_argument("--param", action="append", help="method parameter KEY=VALUE (JSON values), repeatable")
     add_model_args(e)
@@ -180,12 +142,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     m = sub.add_parser("models", help="list the models this installation can use")
     m.set_defaults(func=cmd_models)
-    try:
-        from .compare import add_compare_parser
-    except ImportError:
-        pass
-    else:
-        add_compare_parser(sub)
+    from .evaluation.cli import add_eval_parser  # stdlib-only module: keeps --help fast
+    add_eval_parser(sub)
+    add_compare_parser(sub)
     return p
 
 

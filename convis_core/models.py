@@ -5,6 +5,10 @@
 local checkpoint (``.pt``/``.bin``/``.safetensors``), or ``"bundled"`` for models that ship with
 the project (the Shapes-world toy model). A tag that cannot be found locally and cannot be
 fetched fails at once with a message that says how to supply the weights.
+
+:func:`default_pretrained` is the one answer to "which weights does a bare model name mean".
+torch and open_clip are imported when a model is loaded, not with this module, so that the
+command line can answer ``--help`` and name defaults at once.
 """
 
 from __future__ import annotations
@@ -16,16 +20,16 @@ import threading
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import open_clip
-import torch
-import torch.nn.functional as F
-from PIL import Image
 
 from .errors import UnsupportedModelError, WeightsUnavailableError
 from .paths import PACKAGE_DIR
+
+if TYPE_CHECKING:
+    import torch
+    from PIL import Image
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +49,8 @@ def register_configs() -> None:
     their image towers (``towers.py``) with timm."""
     global _registered
     if not _registered:
+        import open_clip
+
         from . import towers  # noqa: F401  (registers the towers with timm)
 
         open_clip.add_model_config(CONFIG_DIR)
@@ -53,12 +59,16 @@ def register_configs() -> None:
 
 def list_architectures() -> list[str]:
     """Every architecture name open_clip knows, ours included."""
+    import open_clip
+
     register_configs()
     return sorted(open_clip.list_models())
 
 
 def default_device() -> torch.device:
     """CUDA when present, CPU otherwise."""
+    import torch
+
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
@@ -113,19 +123,26 @@ class ClipModel:
     # ----------------------------------------------------------------------------------- images
     def preprocess_pil(self, images: list[Image.Image]) -> torch.Tensor:
         """CLIP's own preprocessing (resize short side, centre crop, normalise) of PIL images."""
+        import torch
+
         return torch.stack([self.preprocess(im) for im in images])
 
-    @torch.no_grad()
     def encode_images(self, pixels: torch.Tensor, batch_size: int = 64) -> torch.Tensor:
         """L2-normalised image embeddings, ``(n, d)`` float, on the CPU."""
+        import torch
+        import torch.nn.functional as F
+
         out = []
-        for i in range(0, len(pixels), batch_size):
-            x = pixels[i : i + batch_size].to(self.device, self.dtype)
-            out.append(F.normalize(self.model.encode_image(x), dim=-1).cpu())
+        with torch.no_grad():
+            for i in range(0, len(pixels), batch_size):
+                x = pixels[i : i + batch_size].to(self.device, self.dtype)
+                out.append(F.normalize(self.model.encode_image(x), dim=-1).cpu())
         return torch.cat(out) if out else torch.empty(0, self.embed_dim)
 
     @property
     def embed_dim(self) -> int:
+        import torch
+
         proj = getattr(self.model, "text_projection", None)
         if isinstance(proj, torch.Tensor):
             return int(proj.shape[1])
@@ -135,7 +152,6 @@ class ClipModel:
     def tokenize(self, texts: list[str]) -> torch.Tensor:
         return self.tokenizer(texts)
 
-    @torch.no_grad()
     def encode_tokens(self, tokens: torch.Tensor, trim: bool = True) -> torch.Tensor:
         """L2-normalised text embeddings of a token batch ``(n, ctx)``.
 
@@ -143,9 +159,13 @@ class ClipModel:
         pools at the end-of-text token, so positions after it never influence the result and the
         embeddings equal the padded ones (tested), at a fraction of the cost.
         """
+        import torch
+        import torch.nn.functional as F
+
         tokens = tokens.to(self.device)
         m = self.model
-        x = trimmed_text_forward(m, tokens) if trim and _can_trim(m) else m.encode_text(tokens)
+        with torch.no_grad():
+            x = trimmed_text_forward(m, tokens) if trim and _can_trim(m) else m.encode_text(tokens)
         return F.normalize(x.float() if x.dtype == torch.float16 else x, dim=-1).cpu()
 
     def encode_texts(
@@ -155,6 +175,8 @@ class ClipModel:
 
         ``progress`` is called as ``progress(done, total)`` after each batch.
         """
+        import torch
+
         if not texts:
             return torch.empty(0, self.embed_dim)
         tokens = self.tokenize(list(texts))
@@ -175,6 +197,9 @@ def trimmed_text_forward(m: torch.nn.Module, tokens: torch.Tensor) -> torch.Tens
     Exact for the built-in causal text tower pooled at the end-of-text token (see
     :func:`_can_trim`); keeps gradients, so training uses it too.
     """
+    import open_clip
+    import torch
+
     length = max(int((tokens != 0).sum(dim=1).max().item()), 1)
     t = tokens[:, :length]
     cast = m.transformer.get_cast_dtype()
@@ -264,6 +289,8 @@ def resolve_weights(name: str, pretrained: str) -> tuple[str | None, str]:
         if not path.is_file():
             raise WeightsUnavailableError(f"checkpoint file not found: {path}")
         return str(path), f"file:{_file_sha256(path)[:16]}"
+    import open_clip
+
     tags = open_clip.list_pretrained_tags_by_model(name)
     if pretrained not in tags:
         hint = f"known tags for {name}: {', '.join(tags)}" if tags else f"open_clip has no pretrained weights for {name}"
@@ -306,6 +333,9 @@ def load_model(
     Returns:
         A :class:`ClipModel` in eval mode. ``random_weights`` is True when no weights were loaded.
     """
+    import open_clip
+    import torch
+
     register_configs()
     if name not in open_clip.list_models():
         import difflib
@@ -354,18 +384,39 @@ def load_model_cached(name: str, pretrained: str, device: str | None = None, see
     return load_model(name, pretrained, device=device, seed=seed)
 
 
+def default_pretrained(name: str) -> str:
+    """The weights a bare model name means: the one answer for the command line, the app and
+    study builds.
+
+    ``$CONVIS_PRETRAINED`` when ``$CONVIS_MODEL`` names this model (the operator's real weights);
+    ``bundled`` for a model that ships with the project (Shapes-world); ``none`` (seeded random
+    weights, flagged everywhere) for the project's own test architectures (``convis-tiny``);
+    otherwise ``openai``, CLIP's original weights (a model without them fails with the tags
+    open_clip knows for it).
+    """
+    import os
+
+    if os.environ.get("CONVIS_MODEL") == name and os.environ.get("CONVIS_PRETRAINED"):
+        return os.environ["CONVIS_PRETRAINED"]
+    if name in BUNDLED_WEIGHTS:
+        return "bundled"
+    if (CONFIG_DIR / f"{name}.json").exists():
+        return "none"
+    return DEFAULT_REAL[1]
+
+
 def default_model_choice() -> tuple[str, str]:
     """The model the product uses when the user names none.
 
-    ``$CONVIS_MODEL`` / ``$CONVIS_PRETRAINED`` when set (real CLIP, e.g. ``ViT-B-32-quickgelu`` +
-    ``openai`` or a checkpoint path); otherwise the bundled Shapes-world toy model, so maps are
+    ``$CONVIS_MODEL`` (with :func:`default_pretrained`'s weights: ``$CONVIS_PRETRAINED``, else
+    real CLIP weights) when set; otherwise the bundled Shapes-world toy model, so maps are
     meaningful offline; if even that is missing, the tiny random model (flagged everywhere).
     """
     import os
 
     name = os.environ.get("CONVIS_MODEL")
     if name:
-        return name, os.environ.get("CONVIS_PRETRAINED", "openai" if name == DEFAULT_REAL[0] else "none")
+        return name, default_pretrained(name)
     if BUNDLED_WEIGHTS[DEFAULT_DEMO[0]].exists():
         return DEFAULT_DEMO
     return "convis-tiny", "none"

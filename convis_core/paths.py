@@ -1,4 +1,5 @@
-"""Where the engine keeps local data: WordNet for NLTK and content-keyed caches."""
+"""Where the project keeps local data: the one answer (:func:`data_dir`) for the engine, the
+study database's default SQLite file, WordNet for NLTK and content-keyed caches."""
 
 from __future__ import annotations
 
@@ -10,8 +11,13 @@ PACKAGE_DIR = Path(__file__).resolve().parent
 
 
 def data_dir() -> Path:
-    """``$CONVIS_DATA_DIR`` or ``<project>/.data``."""
-    return Path(os.environ.get("CONVIS_DATA_DIR", PROJECT_ROOT / ".data"))
+    """``$CONVIS_DATA_DIR`` (when set and not empty), else ``<project>/.data``."""
+    return Path(os.environ.get("CONVIS_DATA_DIR") or PROJECT_ROOT / ".data")
+
+
+def nltk_data_dir() -> Path:
+    """Where NLTK finds WordNet 3.0 (laid out by ``scripts/setup.sh``)."""
+    return data_dir() / "nltk_data"
 
 
 def cache_dir(*parts: str) -> Path:

@@ -20,7 +20,6 @@ from functools import lru_cache
 
 import numpy as np
 from PIL import Image
-from scipy import ndimage
 
 from .images import ImageFrame, ImageInput, open_image
 from .result import SaliencyResult
@@ -83,6 +82,8 @@ def render(
     out = np.clip(out + 0.5, 0, 255).astype(np.uint8)
     if contour is not None:
         mask = s >= float(contour)
+        from scipy import ndimage  # here, not at import: the command line lists STYLES
+
         edge = mask & ~ndimage.binary_erosion(mask, iterations=max(1, round(max(s.shape) / 300)))
         out[edge] = CONTOUR_RGB
     return Image.fromarray(out, mode="RGB")

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import ConvisError, UnknownConceptError
-from .paths import atomic_write_bytes, cache_dir, data_dir
+from .paths import atomic_write_bytes, cache_dir, nltk_data_dir
 
 NAME_RE = re.compile(r"^[^\s.]+(?:\.[^\s.]+)*\.([nvasr])\.(\d{2,3})$")
 GRAPH_VERSION = 2
@@ -30,7 +30,7 @@ def _wordnet():
     """NLTK's WordNet reader on the project's data folder, with a clear error if it is missing."""
     import nltk
 
-    root = str(data_dir() / "nltk_data")
+    root = str(nltk_data_dir())
     if root not in nltk.data.path:
         nltk.data.path.insert(0, root)
     from nltk.corpus import wordnet as wn

@@ -5,12 +5,11 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from convis_core.paths import data_dir  # the one answer, re-exported for study code
+
+__all__ = ["REPO_ROOT", "data_dir", "database_url", "normalise_url", "pg_admin_url"]
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
-
-
-def data_dir() -> Path:
-    """The local data folder: `$CONVIS_DATA_DIR`, else `<repo>/.data`."""
-    return Path(os.environ.get("CONVIS_DATA_DIR") or REPO_ROOT / ".data")
 
 
 def database_url() -> str:

@@ -217,19 +217,16 @@ def build_synthetic_stimuli(folder: str | Path, image_ids: list[str], concepts: 
 
 
 DEFAULT_MODEL = "shapes-world"   # the bundled toy CLIP: meaningful maps offline
-REAL_DEFAULT_TAG = "openai"
 
 
 def resolve_model(name: str | None = None, pretrained: str | None = None) -> tuple[str, str]:
-    """The model a stimulus build uses: `name`/`pretrained` when given, else ``$CONVIS_MODEL`` /
-    ``$CONVIS_PRETRAINED`` (real CLIP weights configured by the operator), else the bundled
-    Shapes-world toy model. ``pretrained`` defaults to ``bundled`` for shapes-world, else ``openai``."""
+    """The model a stimulus build uses: `name`/`pretrained` when given, else ``$CONVIS_MODEL``
+    (real CLIP weights configured by the operator), else the bundled Shapes-world toy model; the
+    weights of a bare name are `convis_core.models.default_pretrained`'s answer."""
+    from convis_core.models import default_pretrained
+
     name = name or os.environ.get("CONVIS_MODEL") or DEFAULT_MODEL
-    if pretrained is None:
-        pretrained = os.environ.get("CONVIS_PRETRAINED") if os.environ.get("CONVIS_MODEL") == name else None
-    if pretrained is None:
-        pretrained = "bundled" if name == DEFAULT_MODEL else REAL_DEFAULT_TAG
-    return name, pretrained
+    return name, pretrained if pretrained is not None else default_pretrained(name)
 
 
 Progress = Callable[[int, int, str], None]

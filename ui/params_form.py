@@ -30,20 +30,23 @@ def params_form(model: type[BaseModel], key: str, container: Any = st) -> dict[s
         label, help_ = name.replace("_", " "), info.description
         wkey = f"{key}_{name}"
         args = typing.get_args(ann)
+        # a value already in the session (set by a test, a link, or an earlier run) wins; passing
+        # the default as well would make Streamlit warn about two sources of one value
+        preset = wkey in st.session_state
         if typing.get_origin(ann) is typing.Literal:
-            value = container.selectbox(label, list(args), index=list(args).index(default) if default in args else 0,
-                                        key=wkey, help=help_)
+            index = {} if preset else {"index": list(args).index(default) if default in args else 0}
+            value = container.selectbox(label, list(args), key=wkey, help=help_, **index)
         elif ann is bool:
-            value = container.checkbox(label, value=bool(default), key=wkey, help=help_)
+            value = container.checkbox(label, key=wkey, help=help_, **({} if preset else {"value": bool(default)}))
         elif ann in (int, float):
             lo, hi = _bounds(info)
             cast = int if ann is int else float
-            value = container.number_input(label, value=cast(default) if default is not None else cast(lo or 0),
-                                           min_value=cast(lo) if lo is not None else None,
+            start = {} if preset else {"value": cast(default) if default is not None else cast(lo or 0)}
+            value = container.number_input(label, min_value=cast(lo) if lo is not None else None,
                                            max_value=cast(hi) if hi is not None else None,
-                                           step=1 if ann is int else None, key=wkey, help=help_)
+                                           step=1 if ann is int else None, key=wkey, help=help_, **start)
         elif ann is str:
-            value = container.text_input(label, value=default or "", key=wkey, help=help_)
+            value = container.text_input(label, key=wkey, help=help_, **({} if preset else {"value": default or ""}))
         else:   # optional or compound types: leave the method's default
             continue
         if value != default:

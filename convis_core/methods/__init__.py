@@ -1,27 +1,42 @@
 """Saliency methods: one registry (:data:`REGISTRY`), one contract (:class:`SaliencyMethod`).
 
-Importing this package registers every method; add a module and import it here.
+The registry lists every method by name without importing it (:mod:`.registry`); a method's
+module is imported when the method is first looked up. Add a module, call ``register`` in it,
+and list its name in ``registry.METHODS``. The contract's names are imported from :mod:`.base`
+on first use.
 """
 
-# isort: off
-# Import order is registry order (what pages and the CLI list): ConVis, then the baselines.
-from . import convis_methods  # noqa: F401  (registers convis_grid, convis_stochastic)
-from . import gradcam, attention_relevance, rise, occlusion, patch_similarity, baselines  # noqa: F401
-# isort: on
-from .base import (
-    ALIASES,
-    REGISTRY,
-    ExplainContext,
-    MethodOutput,
-    MethodParams,
-    SaliencyMethod,
-    explain,
-    get_method,
-    register,
-    to_frame,
-)
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from .registry import ALIASES, METHODS, REGISTRY, get_method, load_all, register
+
+_BASE = ("ExplainContext", "MethodOutput", "MethodParams", "SaliencyMethod", "explain", "explain_progressive",
+         "to_frame")
 
 __all__ = [
-    "ALIASES", "REGISTRY", "ExplainContext", "MethodOutput", "MethodParams", "SaliencyMethod",
-    "explain", "get_method", "register", "to_frame",
+    "ALIASES", "METHODS", "REGISTRY", "ExplainContext", "MethodOutput", "MethodParams", "SaliencyMethod",
+    "explain", "explain_progressive", "get_method", "load_all", "register", "to_frame",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _BASE:
+        raise AttributeError(f"module 'convis_core.methods' has no attribute '{name}'")
+    value = getattr(importlib.import_module(".base", __name__), name)
+    globals()[name] = value
+    return value
+
+
+if TYPE_CHECKING:
+    from .base import (
+        ExplainContext,
+        MethodOutput,
+        MethodParams,
+        SaliencyMethod,
+        explain,
+        explain_progressive,
+        to_frame,
+    )

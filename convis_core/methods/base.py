@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any, ClassVar
@@ -27,6 +27,10 @@ from ..images import FRAME, ImageInput, LoadedImage, load_image
 from ..models import ClipModel
 from ..result import SaliencyResult, normalise
 from ..wordnet import Synset, nouns
+from .registry import ALIASES, REGISTRY, get_method, register
+
+__all__ = ["ALIASES", "REGISTRY", "ExplainContext", "MethodOutput", "MethodParams", "SaliencyMethod", "explain",
+           "explain_progressive", "get_method", "register", "to_frame"]
 
 Progress = Callable[[int, int], None]
 
@@ -109,14 +113,31 @@ class SaliencyMethod(ABC):
 
     def explain(self, ctx: ExplainContext, **kwargs: Any) -> SaliencyResult:
         """Run the method and wrap its map in the common result object."""
-        params = self.params(**kwargs)
-        reason = self.unsupported_reason(ctx.model)
-        if reason:
-            raise UnsupportedModelError(f"{self.name} does not support {ctx.model.name}: {reason}")
+        params = self.checked_params(ctx, **kwargs)
         with ctx.model.lock:  # methods may hook or re-flag the shared model while they run
             t0 = time.perf_counter()
             out = self.compute(ctx, params)
             seconds = time.perf_counter() - t0
+        return self.wrap(ctx, params, out, seconds)
+
+    def explain_progressive(self, ctx: ExplainContext, **kwargs: Any) -> Iterator[SaliencyResult]:
+        """Results as they become available, the faithful one last (``meta["stage"]``:
+        ``"coarse"`` for a preview, ``"final"``). Methods without a preview yield one result."""
+        r = self.explain(ctx, **kwargs)
+        r.meta.setdefault("stage", "final")
+        r.meta.setdefault("stage_label", f"{self.label}: the full map")
+        yield r
+
+    def checked_params(self, ctx: ExplainContext, **kwargs: Any) -> MethodParams:
+        """Validated parameters, after checking that the method supports the model."""
+        params = self.params(**kwargs)
+        reason = self.unsupported_reason(ctx.model)
+        if reason:
+            raise UnsupportedModelError(f"{self.name} does not support {ctx.model.name}: {reason}")
+        return params
+
+    def wrap(self, ctx: ExplainContext, params: MethodParams, out: MethodOutput, seconds: float) -> SaliencyResult:
+        """The common result object around a raw map: frame, normalisation, metadata."""
         m = normalise(to_frame(out.map))
         p = params.model_dump(mode="json")
         meta = {
@@ -135,7 +156,6 @@ class SaliencyMethod(ABC):
         meta["flat"] = bool(m.max() == m.min())
         return SaliencyResult(m, ctx.image.frame, meta, out.extras)
 
-
 def to_frame(a: np.ndarray, size: int = FRAME) -> np.ndarray:
     """Upsample a map to ``(size, size)`` with bilinear interpolation (the one resampling used
     for every method)."""
@@ -148,25 +168,10 @@ def to_frame(a: np.ndarray, size: int = FRAME) -> np.ndarray:
     return torch.nn.functional.interpolate(t, size=(size, size), mode="bilinear", align_corners=False)[0, 0].numpy()
 
 
-REGISTRY: dict[str, SaliencyMethod] = {}
-ALIASES: dict[str, str] = {}
-
-
-def register(cls: type[SaliencyMethod], aliases: tuple[str, ...] = ()) -> type[SaliencyMethod]:
-    """Add a method to the registry (the only list of methods)."""
-    if cls.name in REGISTRY:
-        raise ValueError(f"method {cls.name} registered twice")
-    REGISTRY[cls.name] = cls()
-    for a in aliases:
-        ALIASES[a] = cls.name
-    return cls
-
-
-def get_method(name: str) -> SaliencyMethod:
-    name = ALIASES.get(name, name)
-    if name not in REGISTRY:
-        raise ConvisError(f"unknown method '{name}' (known: {', '.join(REGISTRY)})")
-    return REGISTRY[name]
+def _context(model: ClipModel, image: ImageInput | LoadedImage, concept: str, bank: str, text_mode: str,
+             prompt: str | None, progress: Progress | None) -> ExplainContext:
+    img = image if isinstance(image, LoadedImage) else load_image(image)
+    return ExplainContext(model, img, nouns().synset(concept), bank, text_mode, prompt, progress)
 
 
 def explain(
@@ -187,7 +192,27 @@ def explain(
     ``random_weights`` flag).
     """
     m = get_method(method)
-    img = image if isinstance(image, LoadedImage) else load_image(image)
-    syn = nouns().synset(concept)
-    ctx = ExplainContext(model, img, syn, bank, text_mode, prompt, progress)
-    return m.explain(ctx, **params)
+    return m.explain(_context(model, image, concept, bank, text_mode, prompt, progress), **params)
+
+
+def explain_progressive(
+    model: ClipModel,
+    image: ImageInput | LoadedImage,
+    concept: str,
+    method: str = "convis_grid",
+    bank: str = "all",
+    text_mode: str = "definitions",
+    prompt: str | None = None,
+    progress: Progress | None = None,
+    **params: Any,
+) -> Iterator[SaliencyResult]:
+    """Like :func:`explain`, but yields a quick preview first where the method has one.
+
+    For ``convis_grid`` on an image whose crops are not cached yet, the first result is the map
+    from the boxes on the grid of twice the stride (``meta["stage"] == "coarse"``, about a quarter
+    of the crops, computed first), the last the faithful map (``"final"``, the same bits as
+    :func:`explain`); ``meta["stage_label"]`` says what each is. Otherwise it yields only the
+    final result. Bad input fails at the first ``next()``, as :func:`explain` fails.
+    """
+    m = get_method(method)
+    yield from m.explain_progressive(_context(model, image, concept, bank, text_mode, prompt, progress), **params)

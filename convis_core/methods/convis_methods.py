@@ -7,17 +7,20 @@ names live in one place (:class:`~convis_core.convis.GridParams`, ``StochasticPa
 from __future__ import annotations
 
 import dataclasses
+import time
 import typing
+from collections.abc import Iterator
 from typing import Any, ClassVar
 
 from pydantic import create_model
 
 from ..convis import ConVisEngine, GridParams, StochasticParams
 from ..errors import ConvisError
+from ..result import SaliencyResult
 from .base import ExplainContext, MethodOutput, MethodParams, SaliencyMethod, register
 
 _ENGINES: dict[tuple[str, str], ConVisEngine] = {}
-_KEEP = ("crops", "leaves_in_bank", "timings")
+_KEEP = ("crops", "leaves_in_bank", "timings", "stage", "stage_label")
 
 
 def engine_for(ctx: ExplainContext) -> ConVisEngine:
@@ -42,13 +45,19 @@ class _ConVisMethod(SaliencyMethod):
     run: ClassVar[str]
     uses_bank = True
 
-    def compute(self, ctx: ExplainContext, params: MethodParams) -> MethodOutput:
+    def engine_args(self, params: MethodParams) -> Any:
         try:
-            p = self.engine_params(**params.model_dump())
+            return self.engine_params(**params.model_dump())
         except ValueError as e:
             raise ConvisError(f"invalid parameters for {self.name}: {e}") from e
-        r = getattr(engine_for(ctx), self.run)(ctx.image, ctx.concept.name, p, ctx.progress)
-        return MethodOutput(r.map, r.extras, {k: r.meta[k] for k in _KEEP})
+
+    def compute(self, ctx: ExplainContext, params: MethodParams) -> MethodOutput:
+        r = getattr(engine_for(ctx), self.run)(ctx.image, ctx.concept.name, self.engine_args(params), ctx.progress)
+        return _output(r)
+
+
+def _output(r: SaliencyResult) -> MethodOutput:
+    return MethodOutput(r.map, r.extras, {k: r.meta[k] for k in _KEEP if k in r.meta})
 
 
 class ConVisGrid(_ConVisMethod):
@@ -58,6 +67,23 @@ class ConVisGrid(_ConVisMethod):
     Params = params_model(GridParams)
     engine_params = GridParams
     run = "grid"
+
+    def explain_progressive(self, ctx: ExplainContext, **kwargs: Any) -> Iterator[SaliencyResult]:
+        """The coarse preview (cold images only), then the final map; see
+        :meth:`ConVisEngine.grid_progressive`. The model's lock is held while each stage
+        computes, not while the caller looks at a result."""
+        params = self.checked_params(ctx, **kwargs)
+        grid = self.engine_args(params)
+        seconds = 0.0
+        stages = engine_for(ctx).grid_progressive(ctx.image, ctx.concept.name, grid, ctx.progress)
+        while True:
+            with ctx.model.lock:
+                t0 = time.perf_counter()
+                r = next(stages, None)
+                seconds += time.perf_counter() - t0
+            if r is None:
+                return
+            yield self.wrap(ctx, params, _output(r), seconds)
 
 
 class ConVisStochastic(_ConVisMethod):

@@ -8,7 +8,8 @@
   out-of-distribution part (default: under ``digit.n.01``), with a ``manifest.json``.
 
 ``python -m convis_core.shapes.datasets cub|imagenet OUT_DIR [--n N]`` writes them; scene ids are
-recorded so every image can be regenerated with :func:`render_scene`.
+recorded so every image can be regenerated with :func:`render_scene`. Read them with
+``convis_core.evaluation.datasets`` (``read_cub``, ``read_wnid_folders``), as any other set.
 """
 
 from __future__ import annotations
@@ -21,11 +22,12 @@ from pathlib import Path
 from tqdm import tqdm
 
 from . import hierarchy as wnh
-from .scenes import ALL_CONCEPTS, TEST_ID_START, render_scene
+from .scenes import ALL_CONCEPTS, render_scene
+from .splits import block
 
-#: first scene id of the data sets (held-out range, so the trained model never saw them)
-CUB_ID_START = TEST_ID_START + 200_000
-IMAGENET_ID_START = TEST_ID_START + 400_000
+#: first scene id of the data sets: the test range (no training, monitoring or tuning saw them)
+CUB_ID_START = block("test", "cub")
+IMAGENET_ID_START = block("test", "imagenet")
 
 
 def wnid(synset_name: str) -> str:
@@ -68,24 +70,6 @@ def write_cub_style(
     (out / "image_class_labels.txt").write_text("\n".join(labels) + "\n")
     (out / "classes.txt").write_text("\n".join(f"{i + 1} {i + 1:03d}.{c}" for i, c in enumerate(concepts)) + "\n")
     (out / "scene_ids.txt").write_text("\n".join(f"{i + 1} {s}" for i, s in enumerate(scene_ids)) + "\n")
-    return out
-
-
-def read_cub_style(root: Path) -> list[dict]:
-    """Read a CUB-style set back: ``[{id, path, box (x0, y0, x1, y1), train, class_id}]``."""
-    root = Path(root)
-
-    def table(name: str) -> dict[int, list[str]]:
-        rows = (line.split() for line in (root / name).read_text().splitlines() if line.strip())
-        return {int(r[0]): r[1:] for r in rows}
-
-    imgs, bbs, sp = table("images.txt"), table("bounding_boxes.txt"), table("train_test_split.txt")
-    labels = table("image_class_labels.txt")
-    out = []
-    for i, (rel,) in sorted(imgs.items()):
-        x, y, w, h = map(float, bbs[i])
-        out.append({"id": i, "path": root / "images" / rel, "box": (x, y, x + w, y + h),
-                    "train": sp[i][0] == "1", "class_id": int(labels[i][0])})
     return out
 
 

@@ -4,20 +4,12 @@ NLTK-specific data (synset offsets) is needed."""
 
 from __future__ import annotations
 
-import os
 from functools import lru_cache
-from pathlib import Path
 
 import nltk
 
+from ..paths import nltk_data_dir
 from ..wordnet import nouns
-
-_PROJECT_ROOT = Path(__file__).resolve().parents[2]
-
-
-def nltk_data_dir() -> Path:
-    """``$CONVIS_DATA_DIR/nltk_data`` or ``<project>/.data/nltk_data`` (made by ``scripts/setup.sh``)."""
-    return Path(os.environ.get("CONVIS_DATA_DIR", _PROJECT_ROOT / ".data")) / "nltk_data"
 
 
 @lru_cache(maxsize=1)

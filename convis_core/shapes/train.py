@@ -1,6 +1,6 @@
 """Train the bundled ``shapes-world`` open_clip CLIP on Shapes-world scenes, on the CPU.
 
-Each step renders ``scenes_per_step`` training scenes (ids below ``TEST_ID_START``) and shows the
+Each step renders ``scenes_per_step`` training scenes (``splits.TRAIN`` ids) and shows the
 model several views of each, the way ConVis will: the whole scene, and boxes of 128 and 64 px on
 ConVis's 16-px grid over the scene padded with uniform noise to 480 px (boxes holding one object,
 several, part of one, or only background and noise). Texts are WordNet: the definition and lemmas
@@ -50,7 +50,8 @@ from tqdm import tqdm
 
 from ..models import register_configs, trimmed_text_forward
 from . import hierarchy as wnh
-from .scenes import ALL_CONCEPTS, BACKGROUND_SYNSET, IMAGE_SIZE, TEST_ID_START, Scene, render_scene
+from .scenes import ALL_CONCEPTS, BACKGROUND_SYNSET, IMAGE_SIZE, Scene, render_scene
+from .splits import TRAIN, VALIDATION
 
 MODEL_NAME = "shapes-world"
 WEIGHTS_PATH = Path(__file__).resolve().parent / "weights" / "shapes-world.safetensors"
@@ -242,7 +243,7 @@ class StepData(torch.utils.data.Dataset):
         vis_rows: list[np.ndarray] = []
         k = len(ALL_CONCEPTS)
         for i in range(cfg.scenes_per_step):
-            scene = render_scene((base + i) % TEST_ID_START)
+            scene = render_scene((base + i) % TRAIN.stop)
             idx = [ALL_CONCEPTS.index(c) for c in scene.synsets]
             row = np.zeros(k)
             row[idx] = 1.0
@@ -435,9 +436,10 @@ def class_def_cosine(model: torch.nn.Module, ct: ClassTokens) -> float:
 # ------------------------------------------------------------------------------- evaluation
 @torch.no_grad()
 def zero_shot_accuracy(
-    model: torch.nn.Module, ct: ClassTokens, n: int = 300, start: int = TEST_ID_START, mode: str = "definitions"
+    model: torch.nn.Module, ct: ClassTokens, n: int = 300, start: int = VALIDATION.start, mode: str = "definitions"
 ) -> float:
-    """Accuracy over the 15 concepts on ``n`` held-out single-object scenes (whole image)."""
+    """15-way accuracy over the world's concepts on ``n`` single-object scenes from ``start``
+    (default: the validation range, the only held-out scenes training and tuning may look at)."""
     model.eval()
     size = model_image_size(model)
     correct = 0
@@ -479,7 +481,7 @@ def plot_curve(rows: list[dict], path: Path) -> None:
     ev = [r for r in rows if r.get("zero_shot") not in (None, "")]
     acc = [r for r in rows if r["view_acc"] != ""]
     ax[1].plot([r["step"] for r in acc], [r["view_acc"] for r in acc], alpha=0.5, label="train view acc (smoothed)")
-    ax[1].plot([r["step"] for r in ev], [r["zero_shot"] for r in ev], "o-", label="held-out zero-shot")
+    ax[1].plot([r["step"] for r in ev], [r["zero_shot"] for r in ev], "o-", label="validation 15-way accuracy")
     ax[1].plot([r["step"] for r in ev], [r["def_cos"] for r in ev], "s--", label="class-def mean cosine")
     ax[1].set_ylim(-0.2, 1.02)
     ax[1].set_xlabel("step")
@@ -560,8 +562,8 @@ def train(cfg: TrainConfig, out_dir: Path, weights_path: Path | None = None, pro
         "stopped_early": stopped_early,
         "torch": torch.__version__,
         "open_clip": open_clip.__version__,
-        "held_out_zero_shot_definitions_300": zero_shot_accuracy(model, ct, n=300),
-        "held_out_zero_shot_lemmas_300": zero_shot_accuracy(model, ct, n=300, mode="lemmas"),
+        "validation_zero_shot_definitions_300": zero_shot_accuracy(model, ct, n=300),
+        "validation_zero_shot_lemmas_300": zero_shot_accuracy(model, ct, n=300, mode="lemmas"),
         "class_definition_mean_cosine": class_def_cosine(model, ct),
         "logit_scale": float(model.logit_scale.detach().exp()),
     }

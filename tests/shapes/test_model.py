@@ -114,7 +114,7 @@ def test_training_command_end_to_end_writes_curve_report_and_loadable_weights(tm
              "--warmup", "1", "--out", str(tmp_path), "--weights", str(weights), "--no-progress"])
     report = json.loads((tmp_path / "train_report.json").read_text())
     assert report["steps_done"] == 2 and not report["stopped_early"]
-    assert 0.0 <= report["held_out_zero_shot_definitions_300"] <= 1.0
+    assert 0.0 <= report["validation_zero_shot_definitions_300"] <= 1.0
     rows = (tmp_path / "train_curve.csv").read_text().splitlines()
     assert len(rows) == 3 and "def_cos" in rows[0]
     assert (tmp_path / "train_curve.png").stat().st_size > 0

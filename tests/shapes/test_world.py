@@ -7,8 +7,9 @@ import json
 import numpy as np
 import pytest
 
+from convis_core.evaluation.datasets import read_cub
 from convis_core.shapes import hierarchy as wnh
-from convis_core.shapes.datasets import read_cub_style, wnid, write_cub_style, write_imagenet_style
+from convis_core.shapes.datasets import wnid, write_cub_style, write_imagenet_style
 from convis_core.shapes.scenes import (
     ALL_CONCEPTS,
     BACKGROUND_SYNSET,
@@ -99,17 +100,17 @@ def test_cub_style_set(tmp_path) -> None:  # noqa: ANN001
     root = write_cub_style(tmp_path / "cub", n=6, progress=False)
     for f in ("images.txt", "bounding_boxes.txt", "train_test_split.txt", "image_class_labels.txt", "classes.txt"):
         assert (root / f).is_file(), f
-    rows = read_cub_style(root)
-    assert [r["id"] for r in rows] == [1, 2, 3, 4, 5, 6]
-    assert [r["train"] for r in rows] == [True] * 3 + [False] * 3
+    rows = read_cub(root, split="all")
+    assert [r.id for r in rows] == ["1", "2", "3", "4", "5", "6"]
+    assert [r.id for r in read_cub(root, split="train")] == ["1", "2", "3"]
     line = (root / "bounding_boxes.txt").read_text().splitlines()[0].split()
     assert len(line) == 5  # id x y width height
     for r in rows:
-        assert r["path"].is_file()
-        x0, y0, x1, y1 = r["box"]
+        assert r.path.is_file()
+        (x0, y0, x1, y1), = r.boxes
         assert 0 <= x0 < x1 <= 224 and 0 <= y0 < y1 <= 224
     sid = int((root / "scene_ids.txt").read_text().split()[1])
-    assert render_scene(sid, concepts=[ALL_CONCEPTS[0]]).objects[0].box == tuple(int(v) for v in rows[0]["box"])
+    assert render_scene(sid, concepts=[ALL_CONCEPTS[0]]).objects[0].box == tuple(int(v) for v in rows[0].boxes[0])
 
 
 def test_imagenet_style_set(tmp_path) -> None:  # noqa: ANN001
