@@ -191,6 +191,25 @@ def test_mapper_is_a_drop_in_for_map(ray_cluster) -> None:
         list(RayExecutor().mapper()(_inverse, [1, 0, 2]))
 
 
+def test_evaluation_on_ray_equals_local(ray_cluster, cub_dir, data, tmp_path) -> None:
+    """`python -m convis_core eval wsol --ray auto`: the per-image records equal a local run's."""
+    import csv
+
+    from convis_core.cli import main as cli_main
+
+    def run(folder: Path, *extra: str) -> list[dict[str, str]]:
+        argv = ["eval", "wsol", str(cub_dir), "--model", "convis-tiny", "--pretrained", "none", "--concept",
+                "bird.n.01", "--methods", "convis_grid,centre", "--param", "convis_grid.stride=64", "--bank",
+                "subtree=bird.n.01", "--sample", "3", "--run-dir", str(folder), "--no-plots", "--no-progress", *extra]
+        assert cli_main(argv) == 0
+        with open(folder / "per_image.csv", newline="") as fh:
+            return [{k: v for k, v in r.items() if k != "seconds"} for r in csv.DictReader(fh)]  # not wall time
+
+    local = run(tmp_path / "local", "--ray", "local")
+    remote = run(tmp_path / "ray", "--ray", "auto")
+    assert len(local) == 3 * 2 and remote == local
+
+
 def test_executor_choice_flag_then_convis_ray_then_ray_address(monkeypatch) -> None:
     from convis_core.executors import resolve
 
