@@ -18,7 +18,12 @@ at once (their finished units stay finished) and the exception propagates.
 Ray is imported only when a `RayExecutor` is used; the engine never needs it. A Ray worker that
 dies in the middle of a unit (killed, out of memory, its node lost) is restarted with the same
 setup and the unit runs again (`MAX_RETRIES` times), so units must be idempotent: the stimulus
-build and the bank build write every output atomically under a content key.
+build and the bank build write every output atomically under a content key. The actors stay up
+between jobs of one process that use the same model (`start_workers`), until `close` (when the
+executor started Ray itself) or `release_workers`. `Executor.mapper()` adapts an executor to
+callers written against ``map(fn, items)`` (the evaluation runner).
+
+Choosing: `get_executor(ray)` with ``--ray`` / ``$CONVIS_RAY`` / ``$RAY_ADDRESS`` (`resolve`).
 """
 
 from __future__ import annotations
