@@ -280,10 +280,17 @@ def resolve(ray: str | None = None) -> str | None:
 
 def get_executor(ray: str | None = None, workers: int | None = None) -> Executor:
     """`LocalExecutor` unless Ray is asked for (see `resolve`): ``auto`` connects to the Ray
-    cluster running on this machine or starts one; anything else is a cluster address."""
+    cluster running on this machine or starts one; anything else is a cluster address. Actors:
+    `workers`, else ``$CONVIS_RAY_WORKERS``, else one per GPU (or CPU) of the cluster; each holds
+    a copy of the model in memory."""
     address = resolve(ray)
     if address is None:
         return LocalExecutor()
+    if workers is None and os.environ.get("CONVIS_RAY_WORKERS"):
+        raw = os.environ["CONVIS_RAY_WORKERS"]
+        if not raw.isdigit() or int(raw) < 1:
+            raise ConvisError(f"CONVIS_RAY_WORKERS must be a positive whole number, got {raw!r}")
+        workers = int(raw)
     return RayExecutor(address, workers=workers)
 
 

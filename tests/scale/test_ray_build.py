@@ -232,6 +232,14 @@ def test_unreachable_or_malformed_ray_address_fails_at_once() -> None:
         _reachable("nonsense")
 
 
+def test_bad_worker_count_is_a_clear_error(monkeypatch) -> None:
+    from convis_core import ConvisError
+
+    monkeypatch.setenv("CONVIS_RAY_WORKERS", "two")
+    with pytest.raises(ConvisError, match="CONVIS_RAY_WORKERS must be a positive whole number"):
+        get_executor("auto")
+
+
 def test_local_paths_never_import_ray(tmp_path) -> None:
     code = ("import sys, study, study.jobs, study.cli, study.stimuli, convis_core, convis_core.executors, "
             "convis_core.bank\n"
