@@ -18,18 +18,24 @@ at once (their finished units stay finished) and the exception propagates.
 Ray is imported only when a `RayExecutor` is used; the engine never needs it. A Ray worker that
 dies in the middle of a unit (killed, out of memory, its node lost) is restarted with the same
 setup and the unit runs again (`MAX_RETRIES` times), so units must be idempotent: the stimulus
-build and the bank build write every output atomically under a content key.
+build and the bank build write every output atomically under a content key. The actors stay up
+between jobs of one process that use the same model (`start_workers`), until `close` (when the
+executor started Ray itself) or `release_workers`. `Executor.mapper()` adapts an executor to
+callers written against ``map(fn, items)`` (the evaluation runner).
+
+Choosing: `get_executor(ray)` with ``--ray`` / ``$CONVIS_RAY`` / ``$RAY_ADDRESS`` (`resolve`).
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import queue
 import signal
 import socket
 import threading
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -79,16 +85,62 @@ class Executor(ABC):
     def describe(self) -> str:
         return f"{self.name} ({self.workers} worker{'s' if self.workers != 1 else ''})"
 
-    def mapper(self, check: Check | None = None) -> Callable[[Callable[[Any], Any], Iterable[Any]], list[Any]]:
-        """A drop-in for the built-in ``map(fn, items)`` (results in order, as a list) that runs
-        every ``fn(item)`` as a unit here. `fn` must be picklable (a module-level function) and
-        load what it needs itself (e.g. a memoised model loader: it stays loaded per worker)."""
-        def run(fn: Callable[[Any], Any], items: Iterable[Any]) -> list[Any]:
-            return self.map(_NoSetup(), _Apply(fn), list(items), check=check)
+    def mapper(self, check: Check | None = None) -> Callable[[Callable[[Any], Any], Iterable[Any]], Iterator[Any]]:
+        """A drop-in for the built-in ``map(fn, items)``: an iterator of the results in item
+        order, each given as soon as it and those before it are done (a caller's progress bar
+        moves as they arrive). Every ``fn(item)`` runs as a unit of this executor. `fn` must be
+        picklable (a module-level function) and load what it needs itself (e.g. a memoised
+        model loader: it stays loaded per worker). Closing the iterator early stops the rest."""
+        def run(fn: Callable[[Any], Any], items: Iterable[Any]) -> Iterator[Any]:
+            return _ordered(self, fn, list(items), check)
         return run
 
     def close(self) -> None:  # noqa: B027  nothing to release unless overridden
         """Release what the executor holds (a Ray connection it opened)."""
+
+
+def _ordered(ex: Executor, fn: Callable[[Any], Any], units: list[Any], check: Check | None) -> Iterator[Any]:
+    """`Executor.mapper`'s iterator: locally lazy like ``map``; remotely, `map` runs in a thread
+    and the results are given in order as they arrive."""
+    if not ex.remote:
+        for unit in units:
+            if check is not None:
+                check()
+            yield fn(unit)
+        return
+    done: queue.Queue[tuple[int, Any]] = queue.Queue()
+    stop = threading.Event()
+
+    def checked() -> None:
+        if stop.is_set():
+            raise _Closed()
+        if check is not None:
+            check()
+
+    def target() -> None:
+        try:
+            ex.map(_NoSetup(), _Apply(fn), units, on_result=lambda i, r: done.put((i, r)), check=checked)
+        except BaseException as exc:  # noqa: BLE001  handed to the iterating thread
+            done.put((-1, exc))
+
+    thread = threading.Thread(target=target, daemon=True, name="executor-mapper")
+    thread.start()
+    ready: dict[int, Any] = {}
+    try:
+        for want in range(len(units)):
+            while want not in ready:
+                i, value = done.get()
+                if i < 0:
+                    raise value
+                ready[i] = value
+            yield ready.pop(want)
+    finally:
+        stop.set()
+        thread.join()
+
+
+class _Closed(Exception):
+    """The consumer of `Executor.mapper`'s iterator stopped early."""
 
 
 @dataclass(frozen=True)
@@ -228,10 +280,17 @@ def resolve(ray: str | None = None) -> str | None:
 
 def get_executor(ray: str | None = None, workers: int | None = None) -> Executor:
     """`LocalExecutor` unless Ray is asked for (see `resolve`): ``auto`` connects to the Ray
-    cluster running on this machine or starts one; anything else is a cluster address."""
+    cluster running on this machine or starts one; anything else is a cluster address. Actors:
+    `workers`, else ``$CONVIS_RAY_WORKERS``, else one per GPU (or CPU) of the cluster; each holds
+    a copy of the model in memory."""
     address = resolve(ray)
     if address is None:
         return LocalExecutor()
+    if workers is None and os.environ.get("CONVIS_RAY_WORKERS"):
+        raw = os.environ["CONVIS_RAY_WORKERS"]
+        if not raw.isdigit() or int(raw) < 1:
+            raise ConvisError(f"CONVIS_RAY_WORKERS must be a positive whole number, got {raw!r}")
+        workers = int(raw)
     return RayExecutor(address, workers=workers)
 
 

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import json
 import re
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +25,10 @@ def _model_args(p: argparse.ArgumentParser) -> None:
                         "the same folder resumes a stopped run")
     p.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--ray", metavar="auto|ADDRESS|local",
+                   help="run the images on a Ray cluster: 'auto' (the one on this machine, else a new local one) or "
+                        "its address; default $CONVIS_RAY, else $RAY_ADDRESS, else this process. The run folder "
+                        "must be on a filesystem every Ray worker sees (deploy/README.md)")
 
 
 def add_eval_parser(sub: Any) -> None:
@@ -110,6 +116,18 @@ def _shapes_data(args: argparse.Namespace) -> str | None:
     return SHAPES_SETS[name]
 
 
+@contextlib.contextmanager
+def _executor(args: argparse.Namespace) -> Iterator[Any]:
+    """Where the per-item work runs (`convis_core.executors`): this process unless Ray is asked for."""
+    from ..executors import get_executor
+
+    ex = get_executor(args.ray)
+    try:
+        yield ex
+    finally:
+        ex.close()
+
+
 def _finish(cfg: Any, summary: dict[str, Any], table: str) -> int:
     print(table)
     if summary["model"].get("random_weights"):
@@ -136,7 +154,8 @@ def cmd_wsol(args: argparse.Namespace) -> int:
                     text_mode=args.text_mode, format=args.format, split=args.split, gallery=args.gallery,
                     plots=not args.no_plots)
     cfg.out = str(_run_dir(args, "wsol", asdict(cfg)))
-    summary = run_wsol(cfg, show_progress=not args.no_progress)
+    with _executor(args) as ex:
+        summary = run_wsol(cfg, mapper=ex.mapper(), show_progress=not args.no_progress)
     return _finish(cfg, summary, wsol_table(summary))
 
 
@@ -167,5 +186,6 @@ def cmd_ood(args: argparse.Namespace) -> int:
                     in_synset=in_s, out_synset=out_s, preset=args.preset or "",
                     resnet50=str(Path(args.resnet50).resolve()) if args.resnet50 else None, plots=not args.no_plots)
     cfg.out = str(_run_dir(args, "ood", asdict(cfg)))
-    summary = run_ood(cfg, show_progress=not args.no_progress)
+    with _executor(args) as ex:
+        summary = run_ood(cfg, mapper=ex.mapper(), show_progress=not args.no_progress)
     return _finish(cfg, summary, ood_table(summary))

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.evaluation.conftest import cub_dir  # noqa: F401  (the evaluation tests' tiny CUB set, for Ray)
+
 ROOT = Path(__file__).resolve().parents[2]
 REAL_DATA = ROOT / ".data"
 

@@ -179,10 +179,65 @@ def test_files_a_worker_wrote_elsewhere_fail_the_build_clearly(tmp_path) -> None
         build._verify("scene1", _ImageDone(None, [("key", entry)], "node-7"))
 
 
+def _inverse(x: float) -> float:
+    return 1 / x
+
+
 def test_mapper_is_a_drop_in_for_map(ray_cluster) -> None:
     """The seam for map-shaped callers (the evaluation runner): same results, in order."""
-    items = [-3, 1, -2, 5]
-    assert LocalExecutor().mapper()(abs, items) == list(map(abs, items)) == RayExecutor().mapper()(abs, items)
+    items = [-3, 1, -2, 5, -8]
+    assert list(LocalExecutor().mapper()(abs, items)) == list(map(abs, items)) == list(RayExecutor().mapper()(abs, items))
+    with pytest.raises(ZeroDivisionError):     # an item's error reaches the caller as it was
+        list(RayExecutor().mapper()(_inverse, [1, 0, 2]))
+
+
+def test_evaluation_on_ray_equals_local(ray_cluster, cub_dir, data, tmp_path) -> None:
+    """`python -m convis_core eval wsol --ray auto`: the per-image records equal a local run's."""
+    import csv
+
+    from convis_core.cli import main as cli_main
+
+    def run(folder: Path, *extra: str) -> list[dict[str, str]]:
+        argv = ["eval", "wsol", str(cub_dir), "--model", "convis-tiny", "--pretrained", "none", "--concept",
+                "bird.n.01", "--methods", "convis_grid,centre", "--param", "convis_grid.stride=64", "--bank",
+                "subtree=bird.n.01", "--sample", "3", "--run-dir", str(folder), "--no-plots", "--no-progress", *extra]
+        assert cli_main(argv) == 0
+        with open(folder / "per_image.csv", newline="") as fh:
+            return [{k: v for k, v in r.items() if k != "seconds"} for r in csv.DictReader(fh)]  # not wall time
+
+    local = run(tmp_path / "local", "--ray", "local")
+    remote = run(tmp_path / "ray", "--ray", "auto")
+    assert len(local) == 3 * 2 and remote == local
+
+
+def test_executor_choice_flag_then_convis_ray_then_ray_address(monkeypatch) -> None:
+    from convis_core.executors import resolve
+
+    monkeypatch.delenv("CONVIS_RAY", raising=False)
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    assert resolve(None) is None and resolve("auto") == "auto"
+    monkeypatch.setenv("RAY_ADDRESS", "10.0.0.5:6379")
+    assert resolve(None) == "10.0.0.5:6379" and resolve("local") is None
+    monkeypatch.setenv("CONVIS_RAY", "off")
+    assert resolve(None) is None and resolve("head:6379") == "head:6379"
+
+
+def test_unreachable_or_malformed_ray_address_fails_at_once() -> None:
+    from convis_core import ConvisError
+    from convis_core.executors import _reachable
+
+    with pytest.raises(ConvisError, match="nothing answers at the Ray address 127.0.0.1:1"):
+        _reachable("127.0.0.1:1")
+    with pytest.raises(ConvisError, match="use 'auto', HOST:PORT"):
+        _reachable("nonsense")
+
+
+def test_bad_worker_count_is_a_clear_error(monkeypatch) -> None:
+    from convis_core import ConvisError
+
+    monkeypatch.setenv("CONVIS_RAY_WORKERS", "two")
+    with pytest.raises(ConvisError, match="CONVIS_RAY_WORKERS must be a positive whole number"):
+        get_executor("auto")
 
 
 def test_local_paths_never_import_ray(tmp_path) -> None:
