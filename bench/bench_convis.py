@@ -34,6 +34,7 @@ import argparse
 import json
 import os
 import resource
+import shutil
 import statistics
 import subprocess
 import sys
@@ -165,6 +166,7 @@ def app_session(a: argparse.Namespace) -> dict:
                      "crops_cached": r.meta["timings"]["crops_cached"]})
     out["back_to_earlier_image"] = back
     out["peak_rss_mb"] = process_peak_rss_mb()
+    shutil.rmtree(scratch, ignore_errors=True)
     return out
 
 

@@ -99,9 +99,9 @@ def cmd_models(args: argparse.Namespace) -> int:
     print("default:", " + ".join(default_model_choice()))
     for name, path in BUNDLED_WEIGHTS.items():
         print(f"bundled: {name} ({'present' if path.exists() else 'missing'}: {path})")
-    ours = [a for a in list_architectures() if a.startswith(("convis", "shapes"))]
-    print("project architectures:", ", ".join(ours))
-    print(f"open_clip architectures: {len(list_architectures())} (e.g. ViT-B-32-quickgelu with --pretrained openai)")
+    archs = list_architectures()
+    print("project architectures:", ", ".join(a for a in archs if a.startswith(("convis", "shapes"))))
+    print(f"open_clip architectures: {len(archs)} (e.g. ViT-B-32-quickgelu with --pretrained openai)")
     return 0
 
 
