@@ -59,12 +59,17 @@ def cmd_bank_build(args: argparse.Namespace) -> int:
     if bank_is_cached(model, bank):
         print(f"bank {bank.spec.name} ({len(bank)} texts) is already built for {model.name}")
         return 0
+    from .executors import get_executor
+
+    executor = get_executor(args.ray)   # this process unless Ray is asked for
     bar = Bar(f"embedding {bank.spec.name}")
     t0 = time.perf_counter()
     try:
-        emb = bank_embeddings(model, bank, progress=bar, batch_size=args.batch_size)
+        emb = bank_embeddings(model, bank, progress=bar, batch_size=args.batch_size,
+                              executor=executor if executor.remote else None)
     finally:
         bar.close()
+        executor.close()
     dt = time.perf_counter() - t0
     print(f"bank {bank.spec.name}: {emb.shape[0]} texts embedded in {dt:.1f} s ({emb.shape[0] / dt:.0f} texts/s)")
     return 0
@@ -129,6 +134,10 @@ def build_parser() -> argparse.ArgumentParser:
     bsub = b.add_subparsers(dest="bank_command", required=True)
     bb = bsub.add_parser("build", help="embed a bank's texts and cache them (resumable)")
     bb.add_argument("--batch-size", type=int, default=256)
+    bb.add_argument("--ray", metavar="auto|ADDRESS|local",
+                    help="shard the text encoding over a Ray cluster's workers: 'auto' (the one on this machine, "
+                         "else a new local one) or its address; default $CONVIS_RAY, else $RAY_ADDRESS, else this "
+                         "process (identical embeddings either way)")
     add_model_args(bb)
     bb.set_defaults(func=cmd_bank_build)
 

@@ -164,6 +164,15 @@ def test_sharded_bank_encoding_is_identical(ray_cluster, data, monkeypatch) -> N
     assert np.array_equal(local, sharded)
     cached = bankmod._bank_dir(model, bank)
     assert (cached / "embeddings.npy").is_file() and not list(cached.glob("chunk-*.npy"))
+    # the command line's door: `bank build --ray auto` (the Ray already running in this process)
+    import shutil
+
+    from convis_core.cli import main
+
+    shutil.rmtree(cached)
+    monkeypatch.setattr(bankmod, "_MEMO", type(bankmod._MEMO)())   # nothing built in memory either
+    assert main(["bank", "build", "--model", "convis-tiny", "--device", "cpu", "--bank", BANK, "--ray", "auto"]) == 0
+    assert np.array_equal(np.load(cached / "embeddings.npy"), local)
 
 
 def test_files_a_worker_wrote_elsewhere_fail_the_build_clearly(tmp_path) -> None:
