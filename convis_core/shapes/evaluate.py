@@ -269,11 +269,15 @@ def _before_split() -> dict[str, Any] | None:
 
 def _harness_lines(harness: Path) -> list[str]:
     lines = []
-    for kind in ("wsol", "ood"):
-        table = harness / kind / "table.txt"
+    for folder in ("wsol", "wsol_stochastic", "ood"):
+        table = harness / folder / "table.txt"
         if table.is_file():
-            lines += [f"`python -m convis_core eval {kind}` on the Shapes world's {'CUB' if kind == 'wsol' else 'ImageNet'}-style "
-                      f"set (test range; files in `{kind}/` beside this report):", "", "```", table.read_text().rstrip(), "```", ""]
+            kind = folder.split("_")[0]
+            cfg = json.loads((harness / folder / "config.json").read_text())
+            lines += [f"`python -m convis_core eval {kind} {'shapes-cub' if kind == 'wsol' else 'shapes-imagenet'}` "
+                      f"(sample {cfg.get('sample') or 'all'}, seed {cfg.get('seed')}; the Shapes world's "
+                      f"{'CUB' if kind == 'wsol' else 'ImageNet'}-style set from the test range; files in "
+                      f"`harness/{folder}/`):", "", "```", table.read_text().rstrip(), "```", ""]
     return lines
 
 
