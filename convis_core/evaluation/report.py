@@ -108,12 +108,13 @@ def wsol_table(summary: dict[str, Any]) -> str:
                      _fmt(r["max_box_acc_v2"], r["max_box_acc_v2_ci_bootstrap"]),
                      "/".join(f"{100 * per[k]['value']:.0f}" for k in sorted(per)),
                      _fmt(r["pointing"], r["pointing_ci_wilson"]), f"{r['mean_seconds_per_image']:.2f}"))
-    for m, why in summary.get("skipped_methods", {}).items():
-        rows.append((m, "-", f"not applicable: {why}"[:70], "", "", "", ""))
+    skipped = summary.get("skipped_methods", {})
+    rows += [(m, "-", "not applicable (below)", "", "", "", "") for m in skipped]
     head = (f"WSOL: concept {summary['concept']}, {summary['n_images']} images, model {summary['model'].get('model')} "
             f"({summary['model'].get('pretrained')}{', RANDOM WEIGHTS' if summary['model'].get('random_weights') else ''}), "
             f"bank {summary['bank']}")
-    return head + "\n" + _table(rows)
+    notes = "".join(f"\n{m}: not applicable: {why}" for m, why in skipped.items())
+    return head + "\n" + _table(rows) + notes
 
 
 def _table(rows: list[tuple[str, ...]]) -> str:
