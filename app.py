@@ -13,7 +13,8 @@ from ui.login import logged_in, login_page, remember_login
 PARTICIPANT = "_visitor_is_participant"
 RESEARCHER_PAGES = [("explore", "Explore explanations", ":material/image_search:"),
                     ("studies", "Studies", ":material/science:"), ("monitor", "Monitor", ":material/monitoring:"),
-                    ("analysis", "Analysis", ":material/analytics:")]
+                    ("analysis", "Analysis", ":material/analytics:"),
+                    ("evaluation", "Evaluation", ":material/fact_check:")]
 participant_link = "study" in st.query_params or "r" in st.query_params
 
 

@@ -21,7 +21,7 @@ def test_fresh_server_paths_need_the_password_and_login_survives_reload(tmp_path
         browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
         try:
             page = browser.new_page(viewport={"width": 1366, "height": 900})
-            for path in ("studies", "monitor", "analysis", "explore", "take_part"):
+            for path in ("studies", "monitor", "analysis", "evaluation", "explore", "take_part"):
                 page.goto(f"{base}/{path}")      # the first request of this server is /studies
                 page.get_by_text("Researcher pages. Participants open").wait_for(timeout=60_000)
                 assert page.get_by_text("New study").count() == 0 and page.get_by_text("Study version").count() == 0
