@@ -9,12 +9,12 @@ import re
 import streamlit as st
 
 import convis_core as cc
+from convis_core.shapes.headline import headline
 from ui.explore import compute, concept, controls, grid, mapview, region, sources, walk
 from ui.explore import state as S
 
 TOY_NOTE = ("Toy model: a small CLIP trained here on synthetic shapes and digits (circles, ellipses, polygons, "
-            "the digits 1-9). On held-out scenes: 98.7 % zero-shot, and ConVis points into the named object in "
-            "92 % of two-object scenes (convis_core/shapes/report/report.md).")
+            "the digits 1-9). " + headline())
 
 
 def notices(model: cc.ClipModel, picked: sources.Picked, left, right) -> None:  # noqa: ANN001

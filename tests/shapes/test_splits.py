@@ -36,3 +36,17 @@ def test_data_sets_and_report_use_the_test_range() -> None:
     assert splits.split_of_id(datasets.IMAGENET_ID_START) == "test"
     assert inspect.signature(ev.evaluate).parameters["split"].default == "test"
     assert all(splits.split_of_id(s.scene_id) == "test" for s, _ in ev.pointing_cases("test", 3))
+
+
+def test_the_pages_headline_is_read_from_the_committed_report(tmp_path) -> None:
+    import json
+
+    from convis_core.shapes.headline import REPORT_JSON, headline
+
+    r = json.loads(REPORT_JSON.read_text())
+    text = headline()
+    assert f"{r['pointing_game']['convis_grid']['value']:.1%}" in text
+    assert f"of {r['pointing_game']['convis_grid']['n']} two-object scenes" in text
+    assert f"On {r['split']} scenes" in text
+    (tmp_path / "report.json").write_text("{not json")
+    assert "could not be read" in headline(tmp_path / "report.json")
