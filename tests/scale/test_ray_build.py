@@ -120,7 +120,9 @@ def test_precompute_job_on_ray_cancels_and_resumes_to_same_manifest(ray_cluster,
     result: dict[str, jobs.JobInfo] = {}
 
     def work() -> None:
-        result["first"] = jobs.run_worker(db, "ray-job", ray="auto")
+        # throttled (the driver pauses 0.3 s per finished map): on a fast machine the tiny job
+        # could otherwise finish before the cancel below reaches it
+        result["first"] = jobs.run_worker(db, "ray-job", ray="auto", throttle=0.3)
 
     thread = threading.Thread(target=work)
     thread.start()
