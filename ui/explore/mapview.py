@@ -38,7 +38,7 @@ def caption(res: cc.SaliencyResult) -> str:
     t = m.get("timings", {}).get("total_s")
     parts = [m.get("method_label", m["method"]), m["concept"]]
     if t is not None:
-        parts.append(f"computed in {duration(t)}")
+        parts.append(f"engine time of this map {duration(t)}")
     if m.get("stage_label"):
         parts.append(m["stage_label"])
     if res.random_weights:
@@ -90,7 +90,8 @@ def single(container, req: compute.Request, style: str) -> cc.SaliencyResult | N
     timings = res.meta.get("timings", {})
     if "crops_cached" in timings and not was_cached:
         extra = " (the image's crops were already encoded)" if timings["crops_cached"] else " (crops encoded now)"
-    container.caption(f"Server time for this map: **{server_ms:.0f} ms**, {how}{extra}.")
+    container.caption(f"Server time for this map: **{server_ms:.0f} ms** (every stage, drawing included), "
+                      f"{how}{extra}.")
     return res
 
 
