@@ -84,14 +84,10 @@ def _parse_params(items: list[str], methods: list[str]) -> dict[str, dict[str, A
 
 
 def _model_choice(args: argparse.Namespace) -> tuple[str, str]:
-    from ..models import default_model_choice
+    """The (architecture, weights) asked for: the command line's one rule (`cli_common.model_choice`)."""
+    from ..cli_common import model_choice
 
-    name, pretrained = default_model_choice()
-    if args.model:
-        name, pretrained = args.model, args.pretrained or ("bundled" if args.model == "shapes-world" else "none")
-    elif args.pretrained:
-        pretrained = args.pretrained
-    return name, pretrained
+    return model_choice(args)
 
 
 def _run_dir(args: argparse.Namespace, kind: str, cfg: dict[str, Any]) -> Path:
