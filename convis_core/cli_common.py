@@ -35,12 +35,15 @@ class Bar:
             self.bar.close()
 
 
-def add_model_args(p: argparse.ArgumentParser) -> None:
+def add_model_args(p: argparse.ArgumentParser, bank: bool = True) -> None:
+    """--model, --pretrained, --device, --model-seed and, with `bank`, --bank and --text-mode."""
     p.add_argument("--model", help="open_clip architecture, e.g. ViT-B-32-quickgelu, shapes-world, convis-tiny")
     p.add_argument("--pretrained", help="none | bundled | an open_clip tag (openai) | a checkpoint path "
                                         "(default: bundled for shapes-world, none for convis-tiny, else openai)")
     p.add_argument("--device", default=None, help="cuda or cpu (default: cuda when present)")
     p.add_argument("--model-seed", type=int, default=0, help="seed for random weights")
+    if not bank:
+        return
     p.add_argument("--bank", default="all", help="all | subtree=ROOT.n.01 | words=coco80|FILE")
     p.add_argument("--text-mode", default="definitions", choices=["definitions", "lemmas"])
 

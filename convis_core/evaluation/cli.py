@@ -12,12 +12,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from ..cli_common import add_model_args, model_choice, parse_params
 
-def _model_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--model", help="open_clip architecture, e.g. ViT-B-32-quickgelu, shapes-world, convis-tiny")
-    p.add_argument("--pretrained", help="none | bundled | an open_clip tag (openai) | a checkpoint path")
-    p.add_argument("--device", default=None, help="cuda or cpu (default: cuda when present)")
-    p.add_argument("--model-seed", type=int, default=0, help="seed for random weights")
+
+def _model_args(p: argparse.ArgumentParser, bank: bool) -> None:
+    add_model_args(p, bank=bank)
     p.add_argument("--sample", type=int, default=None, help="evaluate N images drawn at random (default: all)")
     p.add_argument("--seed", type=int, default=0, help="seed of --sample and of the bootstrap intervals")
     p.add_argument("--run-dir", type=Path, default=None,
@@ -48,9 +47,7 @@ def add_eval_parser(sub: Any) -> None:
     w.add_argument("--format", default="auto", choices=["auto", "cub", "csv"])
     w.add_argument("--split", default="test", choices=["test", "train", "all"], help="CUB split (default test)")
     w.add_argument("--gallery", type=int, default=4, help="best and worst images per method in the gallery")
-    w.add_argument("--bank", default="all", help="all | subtree=ROOT.n.01 | words=coco80|FILE")
-    w.add_argument("--text-mode", default="definitions", choices=["definitions", "lemmas"])
-    _model_args(w)
+    _model_args(w, bank=True)
     w.set_defaults(func=cmd_wsol)
     o = esub.add_parser("ood", help="OOD detection with WordNet texts: AUROC, FPR at 95 % TPR, AUPR, ROC",
                         description="Images in folders named by WordNet id (n01530575/...); folders under --in "
@@ -62,32 +59,8 @@ def add_eval_parser(sub: Any) -> None:
     o.add_argument("--preset", help="one of the paper's pairs (see --list-presets)")
     o.add_argument("--list-presets", action="store_true", help="print the presets and exit")
     o.add_argument("--resnet50", help="a torchvision ResNet-50 state dict (.pth): adds its maximum-logit baseline")
-    _model_args(o)
+    _model_args(o, bank=False)
     o.set_defaults(func=cmd_ood)
-
-
-def _parse_params(items: list[str], methods: list[str]) -> dict[str, dict[str, Any]]:
-    from ..errors import ConvisError
-
-    out: dict[str, dict[str, Any]] = {}
-    for kv in items:
-        key, sep, value = kv.partition("=")
-        method, dot, name = key.partition(".")
-        if not sep or not dot or method not in methods:
-            raise ConvisError(f"--param expects METHOD.KEY=VALUE for one of {', '.join(methods)}, got {kv!r}")
-        try:
-            val = json.loads(value)
-        except json.JSONDecodeError:
-            val = value
-        out.setdefault(method, {})[name.strip()] = val
-    return out
-
-
-def _model_choice(args: argparse.Namespace) -> tuple[str, str]:
-    """The (architecture, weights) asked for: the command line's one rule (`cli_common.model_choice`)."""
-    from ..cli_common import model_choice
-
-    return model_choice(args)
 
 
 def _run_dir(args: argparse.Namespace, kind: str, cfg: dict[str, Any]) -> Path:
@@ -143,10 +116,10 @@ def cmd_wsol(args: argparse.Namespace) -> int:
     args.concept = args.concept or shapes_concept or "bird.n.01"
     methods = list(REGISTRY) if args.methods.strip() == "all" else [m.strip() for m in args.methods.split(",") if m.strip()]
     methods = [get_method(m).name for m in methods]
-    name, pretrained = _model_choice(args)
+    name, pretrained = model_choice(args)
     cfg = RunConfig(kind="wsol", data=str(Path(args.data).resolve()), out="", model=name, pretrained=pretrained,
                     model_seed=args.model_seed, device=args.device, sample=args.sample, seed=args.seed,
-                    concept=args.concept, methods=methods, params=_parse_params(args.param, methods), bank=args.bank,
+                    concept=args.concept, methods=methods, params=parse_params(args.param, methods), bank=args.bank,
                     text_mode=args.text_mode, format=args.format, split=args.split, gallery=args.gallery,
                     plots=not args.no_plots)
     cfg.out = str(_run_dir(args, "wsol", asdict(cfg)))
@@ -176,7 +149,7 @@ def cmd_ood(args: argparse.Namespace) -> int:
         in_s, out_s = in_s or OOD_PRESETS[args.preset][0], out_s or OOD_PRESETS[args.preset][1]
     if not in_s or not out_s:
         raise ConvisError("name the in- and out-of-distribution synsets (--in and --out) or a --preset")
-    name, pretrained = _model_choice(args)
+    name, pretrained = model_choice(args)
     cfg = RunConfig(kind="ood", data=str(Path(args.data).resolve()), out="", model=name, pretrained=pretrained,
                     model_seed=args.model_seed, device=args.device, sample=args.sample, seed=args.seed,
                     in_synset=in_s, out_synset=out_s, preset=args.preset or "",
